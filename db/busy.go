@@ -1,0 +1,85 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+)
+
+// Backoff between retries of a write that found the database locked.
+const (
+	firstBackoff = 25 * time.Millisecond
+	maxBackoff   = time.Second
+)
+
+// write runs fn in one BEGIN IMMEDIATE transaction and commits it. When the
+// lock is still held by someone else after busy_timeout, the whole
+// transaction is retried with exponential backoff and jitter until the
+// BusyRetry budget is spent. fn may therefore run more than once: it must
+// only touch tx and variables it sets afresh.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	select {
+	case s.writeSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writeSem }()
+
+	// The retry budget is wall time whatever Options.Now says: Now is for
+	// the timestamps written, and a test clock must not stretch a wait.
+	start := time.Now()
+	backoff := firstBackoff
+	for attempt := 1; ; attempt++ {
+		err := writeOnce(ctx, s.db, fn)
+		if err == nil || !isBusy(err) {
+			return err
+		}
+		left := s.busyRetry - time.Since(start)
+		if left <= 0 {
+			return fmt.Errorf("database is locked by another process; gave up after %s: %w", s.busyRetry, err)
+		}
+		wait := min(jitter(backoff), left)
+		s.log.Debug("database locked; retrying write", "attempt", attempt, "wait", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("wait for database lock: %w", ctx.Err())
+		case <-t.C:
+		}
+		backoff = nextBackoff(backoff)
+	}
+}
+
+func writeOnce(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// isBusy reports whether err means another connection holds a lock we need.
+func isBusy(err error) bool {
+	return errors.Is(err, sqlite3.BUSY) || errors.Is(err, sqlite3.LOCKED)
+}
+
+func nextBackoff(d time.Duration) time.Duration {
+	return min(2*d, maxBackoff)
+}
+
+// jitter returns a duration in [d/2, d], so writers that collided once do
+// not retry in lockstep.
+func jitter(d time.Duration) time.Duration {
+	half := d / 2
+	return half + rand.N(d-half+1)
+}

@@ -1,0 +1,168 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+const sqlStartDownload = `INSERT INTO download_history
+(preset_id, status, files_completed, files_total, started_at) VALUES (?, ?, 0, ?, ?)`
+
+// StartDownload records a download that has begun, with status "downloading".
+func (s *Store) StartDownload(ctx context.Context, presetID string, filesTotal int) (DownloadRecord, error) {
+	if presetID == "" {
+		return DownloadRecord{}, fmt.Errorf("start download: empty preset id")
+	}
+	started := s.now().UTC().Truncate(time.Millisecond)
+	var id int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, sqlStartDownload, presetID, DownloadRunning, filesTotal, formatTime(started))
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
+	if err != nil {
+		return DownloadRecord{}, fmt.Errorf("start download %s: %w", presetID, err)
+	}
+	return DownloadRecord{
+		ID:         id,
+		PresetID:   presetID,
+		Status:     DownloadRunning,
+		FilesTotal: filesTotal,
+		StartedAt:  started,
+	}, nil
+}
+
+const sqlFinishDownload = `UPDATE download_history
+SET status = ?, error_message = ?, files_completed = ?, files_total = ?, completed_at = ?
+WHERE id = ?`
+
+// FinishDownload records how download id ended: completed, failed or
+// cancelled. An empty errMsg is stored as NULL.
+func (s *Store) FinishDownload(ctx context.Context, id int64, status, errMsg string, filesCompleted, filesTotal int) error {
+	switch status {
+	case DownloadCompleted, DownloadFailed, DownloadCancelled:
+	default:
+		return fmt.Errorf("finish download %d: status %q is not a final status", id, status)
+	}
+	var msg any // nil binds NULL
+	if errMsg != "" {
+		msg = errMsg
+	}
+	now := formatTime(s.now())
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, sqlFinishDownload, status, msg, filesCompleted, filesTotal, now, id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("finish download %d: %w", id, err)
+	}
+	return nil
+}
+
+const sqlDownloadColumns = `SELECT id, preset_id, status, error_message, files_completed, files_total, started_at, completed_at
+FROM download_history`
+
+const sqlGetDownload = sqlDownloadColumns + ` WHERE id = ?`
+
+// GetDownload returns one download_history row, or ErrNotFound.
+func (s *Store) GetDownload(ctx context.Context, id int64) (DownloadRecord, error) {
+	r, err := scanDownload(s.db.QueryRowContext(ctx, sqlGetDownload, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return DownloadRecord{}, fmt.Errorf("get download %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return DownloadRecord{}, fmt.Errorf("get download %d: %w", id, err)
+	}
+	return r, nil
+}
+
+const (
+	sqlListDownloads       = sqlDownloadColumns + ` ORDER BY id DESC LIMIT ?`
+	sqlListDownloadsBefore = sqlDownloadColumns + ` WHERE id < ? ORDER BY id DESC LIMIT ?`
+)
+
+// ListDownloads returns download history newest first; before > 0 returns
+// only rows with a smaller id (keyset pagination).
+func (s *Store) ListDownloads(ctx context.Context, before int64, limit int) ([]DownloadRecord, error) {
+	var rows *sql.Rows
+	var err error
+	if before > 0 {
+		rows, err = s.db.QueryContext(ctx, sqlListDownloadsBefore, before, listLimit(limit))
+	} else {
+		rows, err = s.db.QueryContext(ctx, sqlListDownloads, listLimit(limit))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list downloads: %w", err)
+	}
+	defer rows.Close()
+	out := []DownloadRecord{}
+	for rows.Next() {
+		r, err := scanDownload(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list downloads: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list downloads: %w", err)
+	}
+	return out, nil
+}
+
+func scanDownload(row interface{ Scan(...any) error }) (DownloadRecord, error) {
+	var r DownloadRecord
+	var msg sql.NullString
+	var completed, total sql.NullInt64
+	var started, done dbTime
+	if err := row.Scan(&r.ID, &r.PresetID, &r.Status, &msg, &completed, &total, &started, &done); err != nil {
+		return DownloadRecord{}, err
+	}
+	r.ErrorMessage = msg.String
+	r.FilesCompleted = int(completed.Int64)
+	r.FilesTotal = int(total.Int64)
+	r.StartedAt = started.Time
+	if done.Valid {
+		t := done.Time
+		r.CompletedAt = &t
+	}
+	return r, nil
+}
+
+const sqlMarkInterrupted = `UPDATE download_history
+SET status = ?, error_message = 'interrupted', completed_at = ?
+WHERE status = ?`
+
+// MarkInterrupted fails every download still "downloading": at startup those
+// are the ones the previous process did not finish (they are not resumed).
+func (s *Store) MarkInterrupted(ctx context.Context) (int64, error) {
+	now := formatTime(s.now())
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, sqlMarkInterrupted, DownloadFailed, now, DownloadRunning)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("mark interrupted downloads: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,146 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDownloadLifecycle(t *testing.T) {
+	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	clock := newClock(start)
+	s, _, _ := openTest(t, Options{Now: clock.Now})
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		status, msg    string
+		done, total    int
+		wantStoredNull bool
+	}{
+		{DownloadCompleted, "", 3, 3, true},
+		{DownloadFailed, "HTTP 401 from HuggingFace", 1, 3, false},
+		{DownloadCancelled, "cancelled by user", 0, 4, false},
+	} {
+		clock.Set(start)
+		rec, err := s.StartDownload(ctx, "FLUX_DEV", 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := DownloadRecord{ID: rec.ID, PresetID: "FLUX_DEV", Status: DownloadRunning, FilesTotal: 3, StartedAt: start}
+		if !reflect.DeepEqual(rec, want) {
+			t.Errorf("StartDownload = %+v, want %+v", rec, want)
+		}
+		if got, err := s.GetDownload(ctx, rec.ID); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("GetDownload = %+v, %v; want %+v", got, err, want)
+		}
+
+		end := start.Add(90*time.Second + 250*time.Millisecond)
+		clock.Set(end)
+		if err := s.FinishDownload(ctx, rec.ID, tc.status, tc.msg, tc.done, tc.total); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetDownload(ctx, rec.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.Status, want.ErrorMessage, want.FilesCompleted, want.FilesTotal, want.CompletedAt = tc.status, tc.msg, tc.done, tc.total, &end
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("after finish %s: %+v, want %+v", tc.status, got, want)
+		}
+		isNull := queryString(t, s.db, `SELECT error_message IS NULL FROM download_history WHERE id = ?`, rec.ID) == "1"
+		if isNull != tc.wantStoredNull {
+			t.Errorf("error_message NULL = %v", isNull)
+		}
+	}
+
+	if err := s.FinishDownload(ctx, 1, DownloadRunning, "", 0, 0); err == nil || !strings.Contains(err.Error(), "not a final status") {
+		t.Errorf("finishing as downloading: %v", err)
+	}
+	if err := s.FinishDownload(ctx, 9999, DownloadCompleted, "", 0, 0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("finish unknown id: %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetDownload(ctx, 9999); !errors.Is(err, ErrNotFound) {
+		t.Errorf("get unknown id: %v, want ErrNotFound", err)
+	}
+	if _, err := s.StartDownload(ctx, "", 1); err == nil {
+		t.Error("empty preset id accepted")
+	}
+}
+
+func TestMarkInterrupted(t *testing.T) {
+	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	clock := newClock(start)
+	s, _, _ := openTest(t, Options{Now: clock.Now})
+	ctx := context.Background()
+	a, _ := s.StartDownload(ctx, "A", 2)
+	b, _ := s.StartDownload(ctx, "B", 2)
+	c, _ := s.StartDownload(ctx, "C", 1)
+	if err := s.FinishDownload(ctx, b.ID, DownloadCompleted, "", 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	finishedB, _ := s.GetDownload(ctx, b.ID)
+
+	restart := start.Add(time.Hour)
+	clock.Set(restart)
+	n, err := s.MarkInterrupted(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("MarkInterrupted = %d, %v; want 2", n, err)
+	}
+	for _, id := range []int64{a.ID, c.ID} {
+		got, _ := s.GetDownload(ctx, id)
+		if got.Status != DownloadFailed || got.ErrorMessage != "interrupted" ||
+			got.CompletedAt == nil || !got.CompletedAt.Equal(restart) {
+			t.Errorf("interrupted row %+v", got)
+		}
+	}
+	if got, _ := s.GetDownload(ctx, b.ID); !reflect.DeepEqual(got, finishedB) {
+		t.Errorf("finished row changed: %+v", got)
+	}
+	if n, _ := s.MarkInterrupted(ctx); n != 0 {
+		t.Errorf("second MarkInterrupted = %d", n)
+	}
+}
+
+func TestListDownloadsPages(t *testing.T) {
+	s, _, _ := openTest(t, Options{})
+	ctx := context.Background()
+	var ids []int64
+	for range 7 {
+		r, err := s.StartDownload(ctx, "P", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append([]int64{r.ID}, ids...) // newest first
+	}
+	var got []int64
+	var before int64
+	pages := 0
+	for {
+		rows, err := s.ListDownloads(ctx, before, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, r := range rows {
+			got = append(got, r.ID)
+		}
+		if len(rows) < 3 {
+			break
+		}
+		before = rows[len(rows)-1].ID
+	}
+	if !reflect.DeepEqual(got, ids) || pages != 3 {
+		t.Errorf("paged ids %v in %d pages, want %v in 3", got, pages, ids)
+	}
+	all, err := s.ListDownloads(ctx, 0, 0)
+	if err != nil || len(all) != 7 {
+		t.Errorf("default limit: %d rows, %v", len(all), err)
+	}
+	none, err := s.ListDownloads(ctx, ids[len(ids)-1], 10)
+	if err != nil || none == nil || len(none) != 0 {
+		t.Errorf("before the oldest: %#v, %v; want empty", none, err)
+	}
+}
