@@ -1,0 +1,398 @@
+// Package downloader installs model presets: it reads presets.yaml (and
+// notices when it changes), keeps the download queue, and fetches files from
+// HuggingFace or any HTTP server into the models folder.
+//
+// Files are written to "<final>.part", verified (SHA-256 from the preset or
+// HuggingFace's ETag) and renamed into place, so a final path never holds a
+// partial file. Transient network trouble is retried with resume; nothing is
+// resumed on its own after a restart, but a retried download continues from
+// the .part file left behind.
+//
+// Sizes: human sizes in presets.yaml are decimal, as HuggingFace shows them
+// (1GB = 10^9 bytes, 1MB = 10^6); GiB/MiB are accepted and binary.
+package downloader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"dashboard/db"
+)
+
+// Publisher sends an event to every live client (the realtime hub).
+type Publisher interface {
+	Publish(typ string, data any)
+}
+
+// Recorder writes an activity row and announces it.
+type Recorder interface {
+	Record(ctx context.Context, a db.Activity) (db.Activity, error)
+}
+
+// History is the download_history table.
+type History interface {
+	StartDownload(ctx context.Context, presetID string, filesTotal int) (db.DownloadRecord, error)
+	FinishDownload(ctx context.Context, id int64, status, errMsg string, filesCompleted, filesTotal int) error
+	GetDownload(ctx context.Context, id int64) (db.DownloadRecord, error)
+}
+
+// Errors callers map to HTTP answers. They are returned wrapped with a
+// message meant for a person.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyQueued = errors.New("already queued")
+	ErrTokenRequired = errors.New("huggingface token required")
+	ErrFinished      = errors.New("download already finished")
+	ErrNotRetryable  = errors.New("download cannot be retried")
+)
+
+// Config wires a Manager. Zero values get the defaults noted.
+type Config struct {
+	PresetsFile string
+	ModelsDir   string
+	// HFEndpoint replaces https://huggingface.co in preset URLs (mirrors,
+	// tests). The token is only ever sent to this host.
+	HFEndpoint string
+	// Token returns the current HuggingFace token, "" if none.
+	Token     func(ctx context.Context) string
+	History   History
+	Recorder  Recorder
+	Publisher Publisher
+	Logger    *slog.Logger
+	Now       func() time.Time
+
+	Concurrency  int           // presets installed at once; 0 → 1
+	HTTPClient   *http.Client  // nil → a client tuned for large files
+	PollInterval time.Duration // presets.yaml change check; 0 → 2s
+	StallTimeout time.Duration // no bytes for this long → transient error; 0 → 60s
+	RetryBase    time.Duration // backoff base; 0 → 1s
+	MaxRetries   int           // attempts after the first without progress; 0 → 5
+	// FreeSpace reports the bytes available in dir; nil → statfs.
+	FreeSpace func(dir string) (uint64, error)
+}
+
+// Manager owns the presets, the queue and the workers.
+type Manager struct {
+	cfg      Config
+	log      *slog.Logger
+	endpoint endpoint
+	client   *http.Client // follows redirects, strips the token off-host
+	headCli  *http.Client // never follows redirects: the gated probe
+	events   *eventQueue
+	paths    *pathLocks
+	bufs     sync.Pool // *[]byte of chunkSize, shared by transfers
+
+	mu         sync.Mutex
+	presets    map[string]Preset
+	loadErr    string
+	fileStamp  fileStamp
+	downloads  []*download       // every download since start, oldest first
+	queue      []*download       // waiting for a worker, in order asked
+	reserved   map[string]bool   // presets being queued right now
+	validators map[string]string // path → ETag/Last-Modified of its .part, for If-Range
+	running    bool
+	wake       chan struct{}
+}
+
+// New checks cfg and loads the presets, writing a default presets file if
+// there is none. A presets file that cannot be parsed is not an error here:
+// it is reported by Presets and the log, and fixed files are picked up.
+func New(cfg Config) (*Manager, error) {
+	if cfg.PresetsFile == "" || cfg.ModelsDir == "" {
+		return nil, errors.New("downloader: presets file and models folder are required")
+	}
+	if cfg.History == nil || cfg.Recorder == nil || cfg.Publisher == nil {
+		return nil, errors.New("downloader: history, recorder and publisher are required")
+	}
+	if cfg.HFEndpoint == "" {
+		cfg.HFEndpoint = "https://huggingface.co"
+	}
+	ep, err := parseEndpoint(cfg.HFEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Token == nil {
+		cfg.Token = func(context.Context) string { return "" }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 2 * time.Second
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 60 * time.Second
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = time.Second
+	}
+	if cfg.MaxRetries <= 0 {
+		cfg.MaxRetries = 5
+	}
+	if cfg.FreeSpace == nil {
+		cfg.FreeSpace = freeSpace
+	}
+	base := cfg.HTTPClient
+	if base == nil {
+		base = defaultClient()
+	}
+	m := &Manager{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		endpoint:   ep,
+		client:     ep.guardedClient(base),
+		headCli:    noRedirectClient(base),
+		events:     newEventQueue(),
+		paths:      newPathLocks(),
+		presets:    map[string]Preset{},
+		reserved:   map[string]bool{},
+		validators: map[string]string{},
+		wake:       make(chan struct{}, 1),
+	}
+	if _, err := os.Stat(cfg.PresetsFile); errors.Is(err, os.ErrNotExist) {
+		if err := writeDefaultPresets(cfg.PresetsFile); err != nil {
+			return nil, err
+		}
+		m.log.Info("wrote default presets file", "path", cfg.PresetsFile)
+	}
+	m.reloadPresets()
+	return m, nil
+}
+
+// Run starts the workers and the presets watcher and blocks until ctx is
+// done and in-flight downloads have stopped. Downloads stopped this way are
+// recorded as failed with "interrupted"; their .part files are kept so a
+// retry resumes them.
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.running {
+		m.mu.Unlock()
+		return errors.New("downloader: already running")
+	}
+	m.running = true
+	m.mu.Unlock()
+
+	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
+	var pubWG sync.WaitGroup
+	pubWG.Add(1)
+	go func() {
+		defer pubWG.Done()
+		m.events.run(pubCtx, m.cfg.Publisher)
+	}()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.watchPresets(ctx)
+	}()
+	for range m.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.worker(ctx)
+		}()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	m.interruptQueued()
+
+	stopPub()
+	pubWG.Wait()
+	m.events.flush(m.cfg.Publisher) // the last status frames still reach clients
+
+	m.mu.Lock()
+	m.running = false
+	m.mu.Unlock()
+	return nil
+}
+
+// Presets returns every preset with its install state, sorted by category
+// then name, and why the presets file could not be (fully) used, "" if fine.
+func (m *Manager) Presets() ([]Preset, string) {
+	m.mu.Lock()
+	ps := make([]Preset, 0, len(m.presets))
+	for _, p := range m.presets {
+		ps = append(ps, p)
+	}
+	loadErr := m.loadErr
+	active := m.activeLocked()
+	m.mu.Unlock()
+
+	for i := range ps {
+		ps[i] = m.withState(ps[i], active)
+	}
+	sortPresets(ps)
+	return ps, loadErr
+}
+
+// Preset returns one preset with its install state.
+func (m *Manager) Preset(id string) (Preset, bool) {
+	m.mu.Lock()
+	p, ok := m.presets[id]
+	active := m.activeLocked()
+	m.mu.Unlock()
+	if !ok {
+		return Preset{}, false
+	}
+	return m.withState(p, active), true
+}
+
+// activeLocked maps preset ids to the status of their queued or running download.
+func (m *Manager) activeLocked() map[string]string {
+	active := map[string]string{}
+	for _, d := range m.downloads {
+		switch d.status {
+		case StatusQueued:
+			if active[d.preset.ID] == "" {
+				active[d.preset.ID] = PresetQueued
+			}
+		case StatusDownloading:
+			active[d.preset.ID] = PresetDownloading
+		}
+	}
+	return active
+}
+
+// withState fills in the install state from the disk and the queue.
+func (m *Manager) withState(p Preset, active map[string]string) Preset {
+	files := make([]PresetFile, len(p.Files))
+	copy(files, p.Files)
+	p.Files = files
+	installed, partial := 0, false
+	for i := range p.Files {
+		f := &p.Files[i]
+		f.Installed = m.installed(*f)
+		if f.Installed {
+			installed++
+		} else if _, err := os.Stat(m.finalPath(*f) + ".part"); err == nil {
+			partial = true
+		}
+	}
+	switch {
+	case active[p.ID] != "":
+		p.Status = active[p.ID]
+	case installed == len(p.Files):
+		p.Status = PresetInstalled
+	case installed > 0 || partial:
+		p.Status = PresetPartial
+	default:
+		p.Status = PresetMissing
+	}
+	return p
+}
+
+// installed says whether f's final file is in place. Human sizes are rough,
+// so only an exact byte count is compared; the final path only ever holds
+// complete files, so existing is enough otherwise.
+func (m *Manager) installed(f PresetFile) bool {
+	st, err := os.Stat(m.finalPath(f))
+	if err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	return !f.exact || st.Size() == f.SizeBytes
+}
+
+func (m *Manager) finalPath(f PresetFile) string {
+	return filepath.Join(m.cfg.ModelsDir, filepath.FromSlash(f.Path))
+}
+
+// fileStamp identifies a version of the presets file without reading it.
+type fileStamp struct {
+	exists  bool
+	modTime time.Time
+	size    int64
+}
+
+func statPresets(file string) (fileStamp, error) {
+	st, err := os.Stat(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return fileStamp{}, nil
+	}
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{exists: true, modTime: st.ModTime(), size: st.Size()}, nil
+}
+
+// watchPresets polls the presets file. Polling (not inotify) because the
+// file usually lives on a network volume where change events do not arrive.
+func (m *Manager) watchPresets(ctx context.Context) {
+	t := time.NewTicker(m.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stamp, err := statPresets(m.cfg.PresetsFile)
+		if err != nil {
+			continue // a flaky volume: try again next tick
+		}
+		m.mu.Lock()
+		changed := stamp != m.fileStamp
+		m.mu.Unlock()
+		if changed {
+			m.reloadPresets()
+		}
+	}
+}
+
+// reloadPresets reads the presets file. On a syntax error the last good
+// presets stay in use; per-preset problems drop only those presets.
+func (m *Manager) reloadPresets() {
+	stamp, _ := statPresets(m.cfg.PresetsFile)
+	data, err := os.ReadFile(m.cfg.PresetsFile)
+	if err != nil {
+		msg := fmt.Sprintf("read %s: %v", m.cfg.PresetsFile, unwrapPathErr(err))
+		m.log.Error("presets file unreadable", "path", m.cfg.PresetsFile, "err", err)
+		m.mu.Lock()
+		m.loadErr, m.fileStamp = msg, stamp
+		m.mu.Unlock()
+		return
+	}
+	res, err := parsePresets(data)
+	if err != nil {
+		msg := fmt.Sprintf("%s: %v (still using the last presets that loaded)", m.cfg.PresetsFile, err)
+		m.log.Error("presets file invalid", "path", m.cfg.PresetsFile, "err", err)
+		m.mu.Lock()
+		m.loadErr, m.fileStamp = msg, stamp
+		m.mu.Unlock()
+		return
+	}
+	for _, w := range res.warnings {
+		m.log.Warn("preset url rewritten", "path", m.cfg.PresetsFile, "detail", w)
+	}
+	for _, p := range res.problems {
+		m.log.Error("preset refused", "path", m.cfg.PresetsFile, "detail", p)
+	}
+	m.mu.Lock()
+	m.presets, m.fileStamp = res.presets, stamp
+	m.loadErr = strings.Join(res.problems, "; ")
+	m.mu.Unlock()
+	m.log.Info("presets loaded", "path", m.cfg.PresetsFile, "presets", len(res.presets), "refused", len(res.problems))
+}
+
+// unwrapPathErr drops the path from an *os.PathError the caller already names.
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,506 @@
+package downloader
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"dashboard/db"
+)
+
+// Download statuses.
+const (
+	StatusQueued      = "queued"
+	StatusDownloading = "downloading"
+	StatusCompleted   = "completed"
+	StatusFailed      = "failed"
+	StatusCancelled   = "cancelled"
+)
+
+// Error codes a failed download carries.
+const (
+	CodeTokenRequired = "hf_token_required"
+	CodeAccessDenied  = "hf_access_denied"
+	CodeNotFound      = "not_found"
+	CodeChecksum      = "checksum_mismatch"
+	CodeDiskSpace     = "insufficient_disk_space"
+	CodeNetwork       = "network"
+	CodeInterrupted   = "interrupted"
+	CodeHTTP          = "http_error" // an answer that is neither retryable nor one of the above
+	CodeDisk          = "disk_error" // writing the models folder failed
+	CodeCancelled     = "cancelled"  // only in activity details: the user stopped it
+)
+
+// DownloadError says why a download failed.
+type DownloadError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Download is one install of a preset, shaped as the API sends it. Files
+// count the whole preset (files already in place count as completed); bytes
+// count what this download has to fetch.
+type Download struct {
+	ID             int64          `json:"id"` // the download_history row id
+	PresetID       string         `json:"preset_id"`
+	PresetName     string         `json:"preset_name"`
+	Status         string         `json:"status"`
+	FilesTotal     int            `json:"files_total"`
+	FilesCompleted int            `json:"files_completed"`
+	BytesTotal     int64          `json:"bytes_total"`
+	BytesDone      int64          `json:"bytes_done"`
+	SpeedBps       int64          `json:"speed_bps"`
+	EtaSeconds     *int64         `json:"eta_seconds"`
+	CurrentFile    string         `json:"current_file"`
+	Error          *DownloadError `json:"error"`
+	StartedAt      time.Time      `json:"started_at"`
+	CompletedAt    *time.Time     `json:"completed_at"`
+}
+
+// errCancelled and errShutdown tell a running download why it was stopped.
+var (
+	errCancelled = errors.New("download cancelled")
+	errShutdown  = errors.New("dashboard shutting down")
+)
+
+// download is the live state of one Download. Fields under "guarded" belong
+// to Manager.mu; byte counters are atomics because the transfer updates them
+// without the lock.
+type download struct {
+	id     int64
+	preset Preset // as it was when queued
+	done   chan struct{}
+
+	// guarded by Manager.mu
+	status         string
+	filesTotal     int
+	filesCompleted int
+	currentFile    string
+	err            *DownloadError
+	startedAt      time.Time
+	completedAt    *time.Time
+	cancel         context.CancelCauseFunc
+
+	bytesTotal atomic.Int64
+	bytesDone  atomic.Int64
+	fetched    atomic.Int64 // bytes over the wire, for the speed (resumed prefixes excluded)
+	speed      atomic.Int64
+	eta        atomic.Int64 // seconds, -1 when unknown
+}
+
+// snapshotLocked copies d into its API shape; the caller holds Manager.mu.
+func (d *download) snapshotLocked() Download {
+	out := Download{
+		ID:             d.id,
+		PresetID:       d.preset.ID,
+		PresetName:     d.preset.Name,
+		Status:         d.status,
+		FilesTotal:     d.filesTotal,
+		FilesCompleted: d.filesCompleted,
+		BytesTotal:     d.bytesTotal.Load(),
+		BytesDone:      d.bytesDone.Load(),
+		CurrentFile:    d.currentFile,
+		StartedAt:      d.startedAt,
+		CompletedAt:    d.completedAt,
+	}
+	if d.err != nil {
+		e := *d.err
+		out.Error = &e
+	}
+	if d.status == StatusDownloading {
+		out.SpeedBps = d.speed.Load()
+		if eta := d.eta.Load(); eta >= 0 {
+			out.EtaSeconds = &eta
+		}
+	}
+	return out
+}
+
+func (m *Manager) snapshot(d *download) Download {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return d.snapshotLocked()
+}
+
+// Downloads returns the queued and running downloads and those finished
+// since start, oldest first.
+func (m *Manager) Downloads() []Download {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Download, 0, len(m.downloads))
+	for _, d := range m.downloads {
+		out = append(out, d.snapshotLocked())
+	}
+	return out
+}
+
+// Install queues the files of preset id that are not in place yet.
+func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
+	m.mu.Lock()
+	p, ok := m.presets[id]
+	if !ok {
+		m.mu.Unlock()
+		return Download{}, fmt.Errorf("preset %q: %w", id, ErrNotFound)
+	}
+	if m.activeLocked()[id] != "" || m.reserved[id] {
+		m.mu.Unlock()
+		return Download{}, fmt.Errorf("preset %q is already queued or downloading: %w", id, ErrAlreadyQueued)
+	}
+	// Reserve the preset while the token probe and the history insert run
+	// without the lock, so two quick clicks queue it once.
+	m.reserved[id] = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.reserved, id)
+		m.mu.Unlock()
+	}()
+
+	var missing []PresetFile
+	installed := 0
+	var bytesTotal int64
+	for _, f := range p.Files {
+		if m.installed(f) {
+			installed++
+			continue
+		}
+		missing = append(missing, f)
+		bytesTotal += f.SizeBytes
+	}
+	if len(missing) > 0 && m.cfg.Token(ctx) == "" {
+		if p.Gated {
+			return Download{}, fmt.Errorf("preset %q is gated on HuggingFace; set a HuggingFace token first: %w", id, ErrTokenRequired)
+		}
+		if m.probeNeedsToken(ctx, missing) {
+			return Download{}, fmt.Errorf("preset %q needs a HuggingFace token (HuggingFace answered 401); set one first: %w", id, ErrTokenRequired)
+		}
+	}
+
+	rec, err := m.cfg.History.StartDownload(ctx, id, len(p.Files))
+	if err != nil {
+		return Download{}, fmt.Errorf("record download of %q: %w", id, err)
+	}
+	started := rec.StartedAt
+	if started.IsZero() {
+		started = m.cfg.Now()
+	}
+	d := &download{
+		id:             rec.ID,
+		preset:         p,
+		done:           make(chan struct{}),
+		status:         StatusQueued,
+		filesTotal:     len(p.Files),
+		filesCompleted: installed,
+		startedAt:      started.UTC(),
+	}
+	d.bytesTotal.Store(bytesTotal)
+	d.eta.Store(-1)
+
+	m.log.Info("download queued", "download_id", d.id, "preset_id", id, "files_missing", len(missing))
+	m.mu.Lock()
+	m.downloads = append(m.downloads, d)
+	m.queue = append(m.queue, d)
+	snap := d.snapshotLocked()
+	// Frames are queued under the lock so a worker's "downloading" can
+	// never overtake this "queued".
+	m.events.push(snap, false)
+	m.mu.Unlock()
+	m.notify()
+	return snap, nil
+}
+
+// probeNeedsToken asks HuggingFace, quickly, whether the first missing
+// HuggingFace file needs a token. Any trouble other than a 401 says no: the
+// download itself will then report what is wrong.
+func (m *Manager) probeNeedsToken(ctx context.Context, missing []PresetFile) bool {
+	for _, f := range missing {
+		u, err := m.endpoint.rewrite(f.URL)
+		if err != nil || !m.endpoint.owns(u) {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		req, err := newRequest(pctx, "HEAD", u)
+		if err != nil {
+			return false
+		}
+		resp, err := m.headCli.Do(req)
+		if err != nil {
+			m.log.Warn("huggingface probe failed", "url", u.String(), "err", err)
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 401
+	}
+	return false
+}
+
+// notify wakes one idle worker.
+func (m *Manager) notify() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Cancel stops a queued or running download and removes its partial files.
+func (m *Manager) Cancel(id int64) (Download, error) {
+	m.mu.Lock()
+	d := m.findLocked(id)
+	if d == nil {
+		m.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := m.cfg.History.GetDownload(ctx, id); err == nil {
+			return Download{}, fmt.Errorf("download %d ended before the dashboard restarted: %w", id, ErrFinished)
+		}
+		return Download{}, fmt.Errorf("download %d: %w", id, ErrNotFound)
+	}
+	switch d.status {
+	case StatusQueued:
+		m.queue = slices.DeleteFunc(m.queue, func(q *download) bool { return q == d })
+		now := m.cfg.Now().UTC()
+		d.status, d.completedAt = StatusCancelled, &now
+		snap := d.snapshotLocked()
+		m.events.push(snap, false)
+		m.mu.Unlock()
+		m.removeParts(d.preset)
+		m.finishHistory(d, snap)
+		m.log.Info("download cancelled", "download_id", id, "preset_id", d.preset.ID, "while", "queued")
+		close(d.done)
+		return snap, nil
+	case StatusDownloading:
+		d.cancel(errCancelled)
+		m.mu.Unlock()
+		// The worker records the end and removes the .part files; wait so
+		// the answer shows the final state. A transfer stops within a read.
+		select {
+		case <-d.done:
+		case <-time.After(30 * time.Second):
+			m.log.Warn("cancel still in progress", "download_id", id)
+		}
+		return m.snapshot(d), nil
+	default:
+		st := d.status
+		m.mu.Unlock()
+		return Download{}, fmt.Errorf("download %d is already %s: %w", id, st, ErrFinished)
+	}
+}
+
+func (m *Manager) findLocked(id int64) *download {
+	for _, d := range m.downloads {
+		if d.id == id {
+			return d
+		}
+	}
+	return nil
+}
+
+// Retry queues again the preset of a failed or cancelled download, which
+// may be one from before a restart (found in the history). Partial files
+// left behind are resumed.
+func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
+	m.mu.Lock()
+	d := m.findLocked(id)
+	var presetID, status string
+	if d != nil {
+		presetID, status = d.preset.ID, d.status
+	}
+	m.mu.Unlock()
+	if d == nil {
+		rec, err := m.cfg.History.GetDownload(ctx, id)
+		if err != nil {
+			if isNotFound(err) {
+				return Download{}, fmt.Errorf("download %d: %w", id, ErrNotFound)
+			}
+			return Download{}, fmt.Errorf("look up download %d: %w", id, err)
+		}
+		presetID, status = rec.PresetID, rec.Status
+		// A row still "downloading" from an earlier run was cut short by a
+		// restart the startup sweep did not mark: it is retryable.
+		if status == db.DownloadRunning {
+			status = StatusFailed
+		}
+	}
+	switch status {
+	case StatusFailed, StatusCancelled:
+	default:
+		return Download{}, fmt.Errorf("download %d is %s; only failed or cancelled downloads can be retried: %w", id, status, ErrNotRetryable)
+	}
+	return m.Install(ctx, presetID)
+}
+
+// isNotFound recognises a missing history row whichever way the store says it.
+func isNotFound(err error) bool {
+	return errors.Is(err, db.ErrNotFound) || errors.Is(err, ErrNotFound) || errors.Is(err, sql.ErrNoRows)
+}
+
+// worker runs queued downloads one at a time until ctx is done.
+func (m *Manager) worker(ctx context.Context) {
+	for {
+		if d, dctx := m.next(ctx); d != nil {
+			m.runDownload(dctx, d)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.wake:
+		}
+	}
+}
+
+// next takes the oldest queued download and marks it running.
+func (m *Manager) next(ctx context.Context) (*download, context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ctx.Err() != nil || len(m.queue) == 0 {
+		return nil, nil
+	}
+	d := m.queue[0]
+	m.queue = m.queue[1:]
+	if len(m.queue) > 0 {
+		m.notify() // another idle worker may take the next one
+	}
+	dctx, cancel := context.WithCancelCause(ctx)
+	d.cancel = cancel
+	d.status = StatusDownloading
+	m.events.push(d.snapshotLocked(), false)
+	return d, dctx
+}
+
+// interruptQueued ends downloads that never started before shutdown.
+func (m *Manager) interruptQueued() {
+	m.mu.Lock()
+	queued := m.queue
+	m.queue = nil
+	var snaps []Download
+	for _, d := range queued {
+		now := m.cfg.Now().UTC()
+		d.status, d.completedAt = StatusFailed, &now
+		d.err = &DownloadError{Code: CodeInterrupted, Message: "the dashboard stopped before this download started; retry it"}
+		snaps = append(snaps, d.snapshotLocked())
+		m.events.push(snaps[len(snaps)-1], false)
+	}
+	m.mu.Unlock()
+	for i, d := range queued {
+		m.finishHistory(d, snaps[i])
+		close(d.done)
+	}
+}
+
+// runDownload fetches the preset's missing files and records the outcome.
+func (m *Manager) runDownload(ctx context.Context, d *download) {
+	began := time.Now()
+	m.record(ctx, d, db.StatusStarted, "Downloading "+d.preset.Name, map[string]any{
+		"preset_id": d.preset.ID, "download_id": d.id, "files": d.filesTotal,
+	})
+	m.log.Info("download started", "download_id", d.id, "preset_id", d.preset.ID)
+
+	stopProgress := m.startProgress(d)
+	err := m.fetchPreset(ctx, d)
+	stopProgress()
+
+	cause := context.Cause(ctx)
+	status, derr := StatusCompleted, (*DownloadError)(nil)
+	switch {
+	case err == nil:
+	case errors.Is(cause, errCancelled):
+		status = StatusCancelled
+	case ctx.Err() != nil:
+		status = StatusFailed
+		derr = &DownloadError{Code: CodeInterrupted, Message: "the dashboard stopped while this download ran; retry it to resume"}
+	default:
+		status = StatusFailed
+		derr = toDownloadError(err)
+	}
+	if status == StatusCancelled {
+		m.removeParts(d.preset)
+	}
+
+	m.mu.Lock()
+	now := m.cfg.Now().UTC()
+	d.status, d.err, d.completedAt, d.currentFile = status, derr, &now, ""
+	d.cancel(nil)
+	snap := d.snapshotLocked()
+	m.events.push(snap, false)
+	m.mu.Unlock()
+
+	m.finishHistory(d, snap)
+	details := map[string]any{
+		"preset_id":        d.preset.ID,
+		"download_id":      d.id,
+		"files":            snap.FilesCompleted,
+		"files_total":      snap.FilesTotal,
+		"bytes":            snap.BytesDone,
+		"duration_seconds": int64(time.Since(began).Round(time.Second) / time.Second),
+	}
+	switch status {
+	case StatusCompleted:
+		m.record(ctx, d, db.StatusCompleted, "Downloaded "+d.preset.Name, details)
+		m.log.Info("download completed", "download_id", d.id, "preset_id", d.preset.ID, "bytes", snap.BytesDone)
+	case StatusCancelled:
+		details["error"] = DownloadError{Code: CodeCancelled, Message: "cancelled by the user"}
+		m.record(ctx, d, db.StatusFailed, "Cancelled download of "+d.preset.Name, details)
+		m.log.Info("download cancelled", "download_id", d.id, "preset_id", d.preset.ID, "while", "downloading")
+	default:
+		details["error"] = derr
+		m.record(ctx, d, db.StatusFailed, "Download failed: "+d.preset.Name, details)
+		m.log.Warn("download failed", "download_id", d.id, "preset_id", d.preset.ID, "code", derr.Code, "err", derr.Message)
+	}
+	close(d.done)
+}
+
+// finishHistory writes the end of a download to download_history. It runs
+// during shutdown too, so it does not use the (cancelled) run context.
+func (m *Manager) finishHistory(d *download, snap Download) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg := ""
+	if snap.Error != nil {
+		msg = snap.Error.Message
+		if snap.Error.Code == CodeInterrupted {
+			msg = CodeInterrupted // the same word the startup sweep writes
+		}
+	}
+	if err := m.cfg.History.FinishDownload(ctx, d.id, snap.Status, msg, snap.FilesCompleted, snap.FilesTotal); err != nil {
+		m.log.Error("record download end failed", "download_id", d.id, "err", err)
+	}
+}
+
+func (m *Manager) record(ctx context.Context, d *download, status, title string, details map[string]any) {
+	raw, err := json.Marshal(details)
+	if err != nil {
+		m.log.Error("encode activity details failed", "download_id", d.id, "err", err)
+		raw = nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	a := db.Activity{Type: db.TypeDownload, Status: status, Title: title, Subtitle: d.preset.ID, Details: raw}
+	if _, err := m.cfg.Recorder.Record(ctx, a); err != nil {
+		m.log.Error("record download activity failed", "download_id", d.id, "err", err)
+	}
+}
+
+// removeParts deletes the preset's .part files, except those another
+// download is writing right now (a path shared with a running preset).
+func (m *Manager) removeParts(p Preset) {
+	for _, f := range p.Files {
+		unlock, ok := m.paths.tryLock(f.Path)
+		if !ok {
+			continue
+		}
+		part := m.finalPath(f) + ".part"
+		if err := os.Remove(part); err != nil && !errors.Is(err, os.ErrNotExist) {
+			m.log.Warn("remove partial file failed", "path", part, "err", err)
+		}
+		m.forgetValidator(f.Path)
+		unlock()
+	}
+}
