@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// config is everything the dashboard is told at start.
+type config struct {
+	Addr                string
+	Workspace           string
+	WorkspaceReason     string // why this workspace was chosen, for the log
+	DB                  string
+	Presets             string
+	Models              string
+	HFEndpoint          string
+	HFToken             string
+	ComfyUIURL          string
+	Password            string
+	RetentionDays       int
+	RetentionDaysSet    bool // given by flag or env, so it overrides the saved setting
+	DownloadConcurrency int
+	LogLevel            slog.Level
+}
+
+// option is one setting: a flag and an environment variable, the flag wins.
+type option struct {
+	flag, env, def, usage string
+}
+
+var options = []option{
+	{"addr", "DASHBOARD_ADDR", ":8082", "listen address"},
+	{"workspace", "WORKSPACE", "/workspace if it exists, else ./workspace", "root of the pod's network volume"},
+	{"db", "DASHBOARD_DB", "$WORKSPACE/data/dashboard.db", "SQLite file"},
+	{"presets", "PRESETS_FILE", "$WORKSPACE/config/presets.yaml", "preset definitions"},
+	{"models", "MODELS_DIR", "$WORKSPACE/models", "where preset files go"},
+	{"hf-endpoint", "HF_ENDPOINT", "https://huggingface.co", "HuggingFace base URL (mirrors, tests)"},
+	{"comfyui-url", "COMFYUI_URL", "http://127.0.0.1:8188", "ComfyUI to watch for generations; empty turns watching off"},
+	{"password", "DASHBOARD_PASSWORD", "", "when set, every page, API call and WebSocket needs it"},
+	{"retention-days", "ACTIVITY_RETENTION_DAYS", "30", "activity older than this many days is deleted (1-3650); when given, it replaces the saved setting"},
+	{"download-concurrency", "DOWNLOAD_CONCURRENCY", "1", "presets installed at the same time (1-8)"},
+	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
+}
+
+// errHelp means --help was asked for; usage has been printed.
+var errHelp = flag.ErrHelp
+
+// loadConfig reads flags from args and variables through getenv.
+func loadConfig(args []string, env func(string) (string, bool), out io.Writer) (config, error) {
+	fs := flag.NewFlagSet("dashboard", flag.ContinueOnError)
+	fs.SetOutput(out)
+	vals := map[string]*string{}
+	for _, o := range options {
+		vals[o.flag] = fs.String(o.flag, "", o.usage)
+	}
+	fs.Usage = func() { usage(out) }
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q (every setting is a --flag; see --help)", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	get := func(name string) (string, bool) {
+		if given[name] {
+			return *vals[name], true
+		}
+		for _, o := range options {
+			if o.flag == name {
+				if v, ok := lookup(env, o.env); ok {
+					return v, true
+				}
+			}
+		}
+		return "", false
+	}
+
+	var c config
+	var ok bool
+	if c.Addr, ok = get("addr"); !ok {
+		c.Addr = ":8082"
+	}
+	if c.Workspace, ok = get("workspace"); ok {
+		c.WorkspaceReason = "set by --workspace or WORKSPACE"
+	} else if st, err := os.Stat("/workspace"); err == nil && st.IsDir() {
+		c.Workspace, c.WorkspaceReason = "/workspace", "/workspace exists"
+	} else {
+		c.Workspace, c.WorkspaceReason = "./workspace", "/workspace does not exist"
+	}
+	if c.Workspace == "" {
+		return config{}, errors.New("the workspace must not be empty")
+	}
+	abs, err := filepath.Abs(c.Workspace)
+	if err != nil {
+		return config{}, fmt.Errorf("workspace %q: %w", c.Workspace, err)
+	}
+	c.Workspace = abs
+	pathOr := func(name, def string) string {
+		if v, ok := get(name); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	c.DB = pathOr("db", filepath.Join(c.Workspace, "data", "dashboard.db"))
+	c.Presets = pathOr("presets", filepath.Join(c.Workspace, "config", "presets.yaml"))
+	c.Models = pathOr("models", filepath.Join(c.Workspace, "models"))
+	c.HFEndpoint = strings.TrimRight(pathOr("hf-endpoint", "https://huggingface.co"), "/")
+	if u, err := url.Parse(c.HFEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return config{}, fmt.Errorf("hf-endpoint %q is not an http(s) URL", c.HFEndpoint)
+	}
+	if c.ComfyUIURL, ok = get("comfyui-url"); !ok {
+		c.ComfyUIURL = "http://127.0.0.1:8188"
+	}
+	if c.ComfyUIURL != "" {
+		if u, err := url.Parse(c.ComfyUIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return config{}, fmt.Errorf("comfyui-url %q is not an http(s) URL (leave it empty to turn watching off)", c.ComfyUIURL)
+		}
+	}
+	c.Password, _ = get("password")
+	hf, _ := env("HF_TOKEN")
+	c.HFToken = strings.TrimSpace(hf)
+
+	c.RetentionDays = 30
+	if v, ok := get("retention-days"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 3650 {
+			return config{}, fmt.Errorf("retention-days must be a whole number from 1 to 3650, not %q", v)
+		}
+		c.RetentionDays, c.RetentionDaysSet = n, true
+	}
+	c.DownloadConcurrency = 1
+	if v, ok := get("download-concurrency"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 8 {
+			return config{}, fmt.Errorf("download-concurrency must be a whole number from 1 to 8, not %q", v)
+		}
+		c.DownloadConcurrency = n
+	}
+	if v, ok := get("log-level"); ok {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return config{}, fmt.Errorf("log-level must be debug, info, warn or error, not %q", v)
+		}
+	}
+	return c, nil
+}
+
+// lookup treats a variable set to "" as set only where empty has a meaning
+// (COMFYUI_URL="" turns watching off; DASHBOARD_PASSWORD="" is no password).
+func lookup(env func(string) (string, bool), name string) (string, bool) {
+	v, set := env(name)
+	if v != "" || (set && name == "COMFYUI_URL") {
+		return v, true
+	}
+	return "", false
+}
+
+func usage(out io.Writer) {
+	fmt.Fprintf(out, "dashboard: live model downloads, activity and settings for a ComfyUI pod.\n\nUsage: dashboard [flags]\n\nEvery flag can also be set by its environment variable; the flag wins.\n\n")
+	for _, o := range options {
+		def := o.def
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(out, "  --%-22s %-24s %s\n  %-24s %-24s default: %s\n", o.flag, o.env, o.usage, "", "", def)
+	}
+	fmt.Fprintf(out, "  %-24s %-24s %s\n", "", "HF_TOKEN", "HuggingFace token used when none is saved in settings")
+}

@@ -1,0 +1,98 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"dashboard/activity"
+	"dashboard/db"
+)
+
+const maxPage = 500
+
+func (s *Server) handleActivityList(c *fiber.Ctx) error {
+	f := db.ActivityFilter{Type: c.Query("type"), Status: c.Query("status")}
+	if f.Type != "" || f.Status != "" {
+		// Validate the filter with the same rules as a new row.
+		probe := db.Activity{Type: f.Type, Status: f.Status, Title: "x"}
+		if probe.Type == "" {
+			probe.Type = db.TypeDownload
+		}
+		if probe.Status == "" {
+			probe.Status = db.StatusStarted
+		}
+		if err := activity.Validate(probe); err != nil {
+			return errorf(http.StatusBadRequest, "invalid_query", "Filter %s.", err.Error())
+		}
+	}
+	limit, err := queryInt(c, "limit", 50, 1, maxPage)
+	if err != nil {
+		return err
+	}
+	if f.Before, err = queryInt(c, "before", 0, 1, 1<<62); err != nil {
+		return err
+	}
+	f.Limit = int(limit)
+	rows, err := s.cfg.Store.ListActivity(c.UserContext(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"activity": nonNil(rows), "next_before": nextBefore(rows, int(limit), func(a db.Activity) int64 { return a.ID })})
+}
+
+type activityBody struct {
+	Type     string          `json:"type"`
+	Status   string          `json:"status"`
+	Title    string          `json:"title"`
+	Subtitle string          `json:"subtitle"`
+	Details  json.RawMessage `json:"details"`
+}
+
+func (s *Server) handleActivityCreate(c *fiber.Ctx) error {
+	var b activityBody
+	if err := decodeJSON(c, &b); err != nil {
+		return err
+	}
+	details := bytes.TrimSpace(b.Details)
+	if bytes.Equal(details, []byte("null")) {
+		details = nil
+	}
+	if len(details) > 0 && details[0] != '{' {
+		return errorf(http.StatusBadRequest, "invalid_activity", "Field \"details\" must be a JSON object or null.")
+	}
+	saved, err := s.cfg.Activity.Record(c.UserContext(), db.Activity{
+		Type: b.Type, Status: b.Status, Title: b.Title, Subtitle: b.Subtitle, Details: details,
+	})
+	if err != nil {
+		return err
+	}
+	return c.Status(http.StatusCreated).JSON(saved)
+}
+
+func (s *Server) handleActivityClear(c *fiber.Ctx) error {
+	n, err := s.cfg.Activity.Clear(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"deleted": n})
+}
+
+// nextBefore is the cursor for the next page: the last id when the page was
+// full, else nil (no more rows).
+func nextBefore[T any](rows []T, limit int, id func(T) int64) *int64 {
+	if len(rows) < limit || len(rows) == 0 {
+		return nil
+	}
+	v := id(rows[len(rows)-1])
+	return &v
+}
+
+func nonNil[T any](rows []T) []T {
+	if rows == nil {
+		return []T{}
+	}
+	return rows
+}

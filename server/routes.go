@@ -1,0 +1,79 @@
+package server
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+)
+
+// routes lists every route of the dashboard.
+func (s *Server) routes() {
+	a := s.app
+	a.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
+	a.Use(s.logRequests)
+	a.Use(securityHeaders)
+	a.Use(s.crossSite)
+	a.Use(s.requireLogin)
+
+	a.Post("/api/login", s.handleLogin)
+	a.Post("/api/logout", s.handleLogout)
+
+	a.Get("/api/health", s.handleHealth)
+
+	a.Get("/api/settings", s.handleSettingsGet)
+	a.Patch("/api/settings", s.handleSettingsPatch)
+	a.Post("/api/settings/hf-token", s.handleTokenSave)
+	a.Post("/api/settings/hf-token/test", s.handleTokenTest)
+	a.Delete("/api/settings/hf-token", s.handleTokenDelete)
+
+	a.Get("/api/activity", s.handleActivityList)
+	a.Post("/api/activity", s.handleActivityCreate)
+	a.Post("/api/activity/clear", s.handleActivityClear)
+
+	a.Get("/api/presets", s.handlePresetsList)
+	a.Get("/api/presets/:id", s.handlePresetGet)
+	a.Post("/api/presets/:id/install", s.handlePresetInstall)
+
+	a.Get("/api/downloads", s.handleDownloadsList)
+	a.Get("/api/downloads/history", s.handleDownloadHistory)
+	a.Post("/api/downloads/:id/cancel", s.handleDownloadCancel)
+	a.Post("/api/downloads/:id/retry", s.handleDownloadRetry)
+
+	a.Get("/ws", s.checkOrigin, s.handleWS())
+
+	a.Use("/api", func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+	if s.cfg.UI != nil {
+		a.Use(s.cfg.UI)
+	}
+}
+
+func (s *Server) handleHealth(c *fiber.Ctx) error {
+	status, dbState := "ok", "ok"
+	if err := s.cfg.Store.Ping(c.UserContext()); err != nil {
+		s.log.Warn("health check: database unavailable", "err", err)
+		status, dbState = "degraded", "error"
+		c.Status(fiber.StatusServiceUnavailable)
+	}
+	return c.JSON(fiber.Map{"status": status, "version": s.cfg.Version, "db": dbState})
+}
+
+// logRequests logs every request once it has been answered.
+func (s *Server) logRequests(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	status := c.Response().StatusCode()
+	if err != nil {
+		// The error handler has not run yet; ask it what the status will be.
+		status = s.classify(c, err).Status
+	}
+	level := slogLevelFor(c.Path(), status)
+	s.log.Log(c.UserContext(), level, "http request",
+		"method", c.Method(), "path", c.Path(), "status", status,
+		"duration_ms", time.Since(start).Milliseconds(), "ip", c.IP())
+	return err
+}
+
+func (s *Server) logPanic(c *fiber.Ctx, e any) {
+	s.log.Error("panic in handler", "method", c.Method(), "path", c.Path(), "panic", e)
+}

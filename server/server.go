@@ -1,0 +1,82 @@
+// Package server is the dashboard's HTTP face: the Fiber app, its routes, the
+// JSON error envelope, and the WebSocket endpoint that feeds the hub.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"dashboard/activity"
+	"dashboard/db"
+	"dashboard/downloader"
+	"dashboard/realtime"
+	"dashboard/settings"
+)
+
+// BodyLimit is the largest request body accepted.
+const BodyLimit = 64 << 10
+
+// Config wires a Server.
+type Config struct {
+	Version    string
+	Store      *db.Store
+	Hub        *realtime.Hub
+	Activity   *activity.Log
+	Settings   *settings.Service
+	Downloads  *downloader.Manager
+	Logger     *slog.Logger
+	UI         fiber.Handler // serves the embedded pages
+	Password   string        // "" leaves the dashboard open
+	SessionKey []byte        // signs login cookies; kept in the DB so sessions survive restarts
+}
+
+// Server is the HTTP side of the dashboard.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	app   *fiber.App
+	guard *guard // nil when no password is set
+}
+
+// New builds the app with every route.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.Password != "" {
+		s.guard = newGuard(cfg.Password, cfg.SessionKey)
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "dashboard",
+		BodyLimit:             BodyLimit,
+		ErrorHandler:          s.handleError,
+		DisableStartupMessage: true,
+		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+	})
+	s.routes()
+	return s
+}
+
+// App exposes the Fiber app (tests use app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve answers on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.app.Listener(ln)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown waits for in-flight requests, at most until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.app.ShutdownWithContext(ctx)
+}

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"dashboard/settings"
+)
+
+func (s *Server) handleSettingsGet(c *fiber.Ctx) error {
+	v, err := s.cfg.Settings.View(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+// handleSettingsPatch changes theme and retention. Keys are checked one by one
+// so the message can name the key that is wrong.
+func (s *Server) handleSettingsPatch(c *fiber.Ctx) error {
+	var raw map[string]json.RawMessage
+	if err := decodeJSON(c, &raw); err != nil {
+		return err
+	}
+	var p settings.Patch
+	for k, v := range raw {
+		var err error
+		switch k {
+		case "theme":
+			p.Theme = new(string)
+			err = json.Unmarshal(v, p.Theme)
+		case "activity_retention_days":
+			p.RetentionDays = new(int)
+			err = json.Unmarshal(v, p.RetentionDays)
+		case "hf_token":
+			return errorf(http.StatusBadRequest, "invalid_setting", "The HuggingFace token is not changed here: use POST /api/settings/hf-token, which checks it first.")
+		default:
+			return errorf(http.StatusBadRequest, "invalid_setting", "Unknown setting %q: only theme and activity_retention_days can be changed.", k)
+		}
+		if err != nil || bytes.Equal(v, []byte("null")) {
+			want := "\"dark\" or \"light\""
+			if k == "activity_retention_days" {
+				want = "a whole number of days"
+			}
+			return errorf(http.StatusBadRequest, "invalid_setting", "Setting %q must be %s.", k, want)
+		}
+	}
+	v, err := s.cfg.Settings.Update(c.UserContext(), p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+type tokenBody struct {
+	Token string `json:"token"`
+}
+
+func (s *Server) handleTokenSave(c *fiber.Ctx) error {
+	var b tokenBody
+	if err := decodeJSON(c, &b); err != nil {
+		return err
+	}
+	v, err := s.cfg.Settings.SaveToken(c.UserContext(), b.Token)
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+// handleTokenTest tests the token in the body, or the current one when the
+// body is empty.
+func (s *Server) handleTokenTest(c *fiber.Ctx) error {
+	var b tokenBody
+	if len(bytes.TrimSpace(c.Body())) > 0 {
+		if err := decodeJSON(c, &b); err != nil {
+			return err
+		}
+	}
+	check, err := s.cfg.Settings.TestToken(c.UserContext(), b.Token)
+	if err != nil {
+		return err
+	}
+	return c.JSON(check)
+}
+
+func (s *Server) handleTokenDelete(c *fiber.Ctx) error {
+	v, err := s.cfg.Settings.DeleteToken(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
+}

@@ -1,0 +1,154 @@
+package server_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"dashboard/settings"
+)
+
+func TestTokenSaveValidatesFirst(t *testing.T) {
+	e := start(t, options{})
+	c := e.dial(t, nil)
+	c.next(t, "snapshot", 2*time.Second)
+
+	var env struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	status, _ := e.call(t, "POST", "/api/settings/hf-token", `{"token":"hf_wrongTokenXXXXXXXXXXXXXXX"}`, &env)
+	if status != 400 || env.Error.Code != "invalid_token" {
+		t.Fatalf("wrong token: %d %+v", status, env)
+	}
+	status, _ = e.call(t, "POST", "/api/settings/hf-token", `{"token":"  "}`, &env)
+	if status != 400 || env.Error.Code != "invalid_token" {
+		t.Fatalf("empty token: %d %+v", status, env)
+	}
+	var v settings.View
+	e.call(t, "GET", "/api/settings", "", &v)
+	if v.HFToken.Set {
+		t.Fatalf("an invalid token was saved: %+v", v.HFToken)
+	}
+
+	status, raw := e.call(t, "POST", "/api/settings/hf-token", `{"token":"`+goodToken+`"}`, &v)
+	if status != 200 || !v.HFToken.Set || *v.HFToken.Source != "db" || *v.HFToken.Masked != "hf_…WXYZ" || *v.HFToken.Username != "alice" {
+		t.Fatalf("save: %d %s", status, raw)
+	}
+	f := c.next(t, "settings", time.Second)
+	if !strings.Contains(string(f.Data), `"masked":"hf_…WXYZ"`) {
+		t.Fatalf("settings frame %s", f.Data)
+	}
+
+	var check settings.TokenCheck
+	e.call(t, "POST", "/api/settings/hf-token/test", "", &check)
+	if !check.Valid || check.Username != "alice" || check.Role != "read" {
+		t.Fatalf("test current: %+v", check)
+	}
+	e.call(t, "POST", "/api/settings/hf-token/test", `{"token":"hf_otherTokenYYYYYYYYYYYYY"}`, &check)
+	if check.Valid || check.Message == "" {
+		t.Fatalf("test typed wrong token: %+v", check)
+	}
+
+	e.call(t, "DELETE", "/api/settings/hf-token", "", &v)
+	if v.HFToken.Set {
+		t.Fatalf("after delete: %+v", v.HFToken)
+	}
+	c.next(t, "settings", time.Second)
+	e.call(t, "POST", "/api/settings/hf-token/test", "", &check)
+	if check.Valid {
+		t.Fatalf("no token but test says valid: %+v", check)
+	}
+}
+
+func TestTokenEnvFallback(t *testing.T) {
+	e := start(t, options{envToken: goodToken})
+	var v settings.View
+	e.call(t, "GET", "/api/settings", "", &v)
+	if !v.HFToken.Set || *v.HFToken.Source != "env" || *v.HFToken.Masked != "hf_…WXYZ" {
+		t.Fatalf("env token: %+v", v.HFToken)
+	}
+	var check settings.TokenCheck
+	e.call(t, "POST", "/api/settings/hf-token/test", "", &check)
+	if !check.Valid || check.Username != "alice" {
+		t.Fatalf("test env token: %+v", check)
+	}
+	e.call(t, "GET", "/api/settings", "", &v)
+	if v.HFToken.Username == nil || *v.HFToken.Username != "alice" {
+		t.Fatalf("env token username not shown after a test: %+v", v.HFToken)
+	}
+}
+
+func TestTokenHuggingFaceUnreachable(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	for name, endpoint := range map[string]string{"503": down.URL, "refused": "http://127.0.0.1:1"} {
+		t.Run(name, func(t *testing.T) {
+			e := start(t, options{hfEndpoint: endpoint})
+			var env struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			status, _ := e.call(t, "POST", "/api/settings/hf-token", `{"token":"`+goodToken+`"}`, &env)
+			if status != 502 || env.Error.Code != "hf_unreachable" {
+				t.Fatalf("save: %d %+v", status, env)
+			}
+			status, _ = e.call(t, "POST", "/api/settings/hf-token/test", `{"token":"`+goodToken+`"}`, &env)
+			if status != 502 || env.Error.Code != "hf_unreachable" {
+				t.Fatalf("test: %d %+v", status, env)
+			}
+			var v settings.View
+			e.call(t, "GET", "/api/settings", "", &v)
+			if v.HFToken.Set {
+				t.Fatal("token saved although HuggingFace could not check it")
+			}
+		})
+	}
+}
+
+// TestTokenNeverLeaks runs a whole settings flow and looks for the token in
+// every response, every frame and every log line.
+func TestTokenNeverLeaks(t *testing.T) {
+	e := start(t, options{})
+	c := e.dial(t, nil)
+	var bodies []string
+	do := func(method, path, body string) {
+		_, raw := e.call(t, method, path, body, nil)
+		bodies = append(bodies, raw)
+	}
+	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+`"}`)
+	do("GET", "/api/settings", "")
+	do("POST", "/api/settings/hf-token/test", "")
+	do("POST", "/api/settings/hf-token/test", `{"token":"`+goodToken+`"}`)
+	do("PATCH", "/api/settings", `{"theme":"light"}`)
+	do("PATCH", "/api/settings", `{"hf_token":"`+goodToken+`"}`)
+	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+`", "x":1}`)
+	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+``)
+	e.dial(t, nil).next(t, "snapshot", 2*time.Second)
+	do("DELETE", "/api/settings/hf-token", "")
+	time.Sleep(200 * time.Millisecond)
+	e.stop()
+
+	secret := goodToken[3 : len(goodToken)-4] // any run of the hidden middle
+	for i, b := range bodies {
+		if strings.Contains(b, secret) {
+			t.Errorf("response %d holds the token: %s", i, b)
+		}
+	}
+	for {
+		select {
+		case raw := <-c.raw:
+			if strings.Contains(raw, secret) {
+				t.Errorf("frame holds the token: %s", raw)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if strings.Contains(e.Logs.String(), secret) {
+		t.Errorf("log holds the token:\n%s", e.Logs.String())
+	}
+}

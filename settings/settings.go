@@ -1,0 +1,334 @@
+// Package settings holds the user's settings: the theme, the activity
+// retention and the HuggingFace token. It validates changes, keeps the token
+// out of everything that leaves the server, and announces every change so all
+// open tabs follow.
+package settings
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Keys in the settings table.
+const (
+	KeyTheme         = "theme"
+	KeyRetentionDays = "activity_retention_days"
+	KeyHFToken       = "hf_token"
+	KeyHFUsername    = "hf_username"
+)
+
+// Defaults and limits.
+const (
+	DefaultTheme         = "dark"
+	DefaultRetentionDays = 30
+	MinRetentionDays     = 1
+	MaxRetentionDays     = 3650
+)
+
+// Store is the part of the database settings need.
+type Store interface {
+	Settings(ctx context.Context) (map[string]string, error)
+	SetSettings(ctx context.Context, kv map[string]string) error
+	DeleteSetting(ctx context.Context, key string) error
+}
+
+// Publisher sends an event to every live client.
+type Publisher interface {
+	Publish(typ string, data any)
+}
+
+// View is the Settings object of the API. It never holds the full token.
+type View struct {
+	Theme                 string    `json:"theme"`
+	ActivityRetentionDays int       `json:"activity_retention_days"`
+	HFToken               TokenView `json:"hf_token"`
+}
+
+// TokenView describes the token in use without revealing it.
+type TokenView struct {
+	Set      bool    `json:"set"`
+	Source   *string `json:"source"`
+	Masked   *string `json:"masked"`
+	Username *string `json:"username"`
+}
+
+// TokenCheck is the answer of a token test.
+type TokenCheck struct {
+	Valid    bool   `json:"valid"`
+	Username string `json:"username,omitempty"`
+	Role     string `json:"role,omitempty"`
+	Message  string `json:"message,omitempty"`
+}
+
+// Patch is a change of the plain settings; nil fields stay as they are.
+type Patch struct {
+	Theme         *string
+	RetentionDays *int
+}
+
+// InvalidError says why a setting or token was refused; nothing was saved.
+type InvalidError struct {
+	Code    string // invalid_setting or invalid_token
+	Message string
+}
+
+func (e *InvalidError) Error() string { return e.Message }
+
+// ErrUnreachable means HuggingFace could not be asked about a token.
+var ErrUnreachable = errors.New("huggingface is unreachable")
+
+// Config wires a Service.
+type Config struct {
+	Store      Store
+	Publisher  Publisher
+	Logger     *slog.Logger
+	EnvToken   string // HF_TOKEN, used when no token is saved
+	HFEndpoint string // base URL, e.g. https://huggingface.co
+	HTTPClient *http.Client
+}
+
+// Service reads and changes settings.
+type Service struct {
+	cfg Config
+
+	// envUser caches the username of the HF_TOKEN fallback once a test
+	// has shown it; it is not stored because the env token is not ours.
+	mu      sync.Mutex
+	envUser string
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	cfg.HFEndpoint = strings.TrimRight(cfg.HFEndpoint, "/")
+	return &Service{cfg: cfg}
+}
+
+// Token returns the token downloads should use: the saved one, else HF_TOKEN,
+// else "".
+func (s *Service) Token(ctx context.Context) string {
+	kv, err := s.cfg.Store.Settings(ctx)
+	if err != nil {
+		s.cfg.Logger.Warn("read token setting failed; using HF_TOKEN fallback", "err", err)
+		return s.cfg.EnvToken
+	}
+	if t := kv[KeyHFToken]; t != "" {
+		return t
+	}
+	return s.cfg.EnvToken
+}
+
+// RetentionDays returns the activity retention in days.
+func (s *Service) RetentionDays(ctx context.Context) (int, error) {
+	kv, err := s.cfg.Store.Settings(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read retention: %w", err)
+	}
+	return retention(kv), nil
+}
+
+func retention(kv map[string]string) int {
+	n, err := strconv.Atoi(kv[KeyRetentionDays])
+	if err != nil || n < MinRetentionDays || n > MaxRetentionDays {
+		return DefaultRetentionDays
+	}
+	return n
+}
+
+// View returns the current settings.
+func (s *Service) View(ctx context.Context) (View, error) {
+	kv, err := s.cfg.Store.Settings(ctx)
+	if err != nil {
+		return View{}, fmt.Errorf("read settings: %w", err)
+	}
+	v := View{Theme: kv[KeyTheme], ActivityRetentionDays: retention(kv)}
+	if v.Theme != "dark" && v.Theme != "light" {
+		v.Theme = DefaultTheme
+	}
+	token, source, user := kv[KeyHFToken], "db", kv[KeyHFUsername]
+	if token == "" && s.cfg.EnvToken != "" {
+		token, source = s.cfg.EnvToken, "env"
+		s.mu.Lock()
+		user = s.envUser
+		s.mu.Unlock()
+	}
+	if token != "" {
+		m := Mask(token)
+		v.HFToken = TokenView{Set: true, Source: &source, Masked: &m}
+		if user != "" {
+			v.HFToken.Username = &user
+		}
+	}
+	return v, nil
+}
+
+// Update applies p after checking every field; nothing is written when one is bad.
+func (s *Service) Update(ctx context.Context, p Patch) (View, error) {
+	kv := map[string]string{}
+	if p.Theme != nil {
+		if *p.Theme != "dark" && *p.Theme != "light" {
+			return View{}, &InvalidError{"invalid_setting", fmt.Sprintf("theme must be \"dark\" or \"light\", not %q", *p.Theme)}
+		}
+		kv[KeyTheme] = *p.Theme
+	}
+	if p.RetentionDays != nil {
+		d := *p.RetentionDays
+		if d < MinRetentionDays || d > MaxRetentionDays {
+			return View{}, &InvalidError{"invalid_setting", fmt.Sprintf("activity_retention_days must be between %d and %d, not %d", MinRetentionDays, MaxRetentionDays, d)}
+		}
+		kv[KeyRetentionDays] = strconv.Itoa(d)
+	}
+	if len(kv) == 0 {
+		return View{}, &InvalidError{"invalid_setting", "nothing to change: send theme and/or activity_retention_days"}
+	}
+	if err := s.cfg.Store.SetSettings(ctx, kv); err != nil {
+		return View{}, fmt.Errorf("save settings: %w", err)
+	}
+	return s.changed(ctx)
+}
+
+// SaveToken checks token with HuggingFace and saves it only when HuggingFace
+// accepts it.
+func (s *Service) SaveToken(ctx context.Context, token string) (View, error) {
+	token, err := cleanToken(token)
+	if err != nil {
+		return View{}, err
+	}
+	check, err := s.whoami(ctx, token)
+	if err != nil {
+		return View{}, err
+	}
+	if !check.Valid {
+		return View{}, &InvalidError{"invalid_token", check.Message}
+	}
+	if err := s.cfg.Store.SetSettings(ctx, map[string]string{KeyHFToken: token, KeyHFUsername: check.Username}); err != nil {
+		return View{}, fmt.Errorf("save token: %w", err)
+	}
+	s.cfg.Logger.Info("huggingface token saved", "username", check.Username)
+	return s.changed(ctx)
+}
+
+// TestToken checks token, or the token in use when token is "".
+func (s *Service) TestToken(ctx context.Context, token string) (TokenCheck, error) {
+	usingCurrent := strings.TrimSpace(token) == ""
+	if usingCurrent {
+		token = s.Token(ctx)
+		if token == "" {
+			return TokenCheck{Valid: false, Message: "No HuggingFace token is set. Paste one to test it."}, nil
+		}
+	} else {
+		var err error
+		if token, err = cleanToken(token); err != nil {
+			var inv *InvalidError
+			if errors.As(err, &inv) {
+				return TokenCheck{Valid: false, Message: inv.Message}, nil
+			}
+			return TokenCheck{}, err
+		}
+	}
+	check, err := s.whoami(ctx, token)
+	if err != nil {
+		return TokenCheck{}, err
+	}
+	if usingCurrent && check.Valid && token == s.cfg.EnvToken {
+		s.mu.Lock()
+		s.envUser = check.Username
+		s.mu.Unlock()
+	}
+	return check, nil
+}
+
+// DeleteToken forgets the saved token; HF_TOKEN may still apply.
+func (s *Service) DeleteToken(ctx context.Context) (View, error) {
+	for _, k := range []string{KeyHFToken, KeyHFUsername} {
+		if err := s.cfg.Store.DeleteSetting(ctx, k); err != nil {
+			return View{}, fmt.Errorf("delete token: %w", err)
+		}
+	}
+	s.cfg.Logger.Info("huggingface token removed")
+	return s.changed(ctx)
+}
+
+func (s *Service) changed(ctx context.Context) (View, error) {
+	v, err := s.View(ctx)
+	if err != nil {
+		return View{}, err
+	}
+	s.cfg.Publisher.Publish("settings", v)
+	return v, nil
+}
+
+// Mask shows enough of a token to recognise it: "hf_…wxyz".
+func Mask(token string) string {
+	if len(token) < 12 {
+		return "…"
+	}
+	return token[:3] + "…" + token[len(token)-4:]
+}
+
+func cleanToken(token string) (string, error) {
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return "", &InvalidError{"invalid_token", "the token is empty: paste a HuggingFace access token (it starts with hf_)"}
+	}
+	if len(token) > 256 {
+		return "", &InvalidError{"invalid_token", "that is too long to be a HuggingFace token"}
+	}
+	for _, r := range token {
+		if r <= ' ' || r > '~' {
+			return "", &InvalidError{"invalid_token", "a HuggingFace token has no spaces or special characters: check what was pasted"}
+		}
+	}
+	return token, nil
+}
+
+// whoami asks HuggingFace who token belongs to. A 401 is an invalid token;
+// no answer, or any other status, is ErrUnreachable.
+func (s *Service) whoami(ctx context.Context, token string) (TokenCheck, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.HFEndpoint+"/api/whoami-v2", nil)
+	if err != nil {
+		return TokenCheck{}, fmt.Errorf("%w: bad endpoint", ErrUnreachable)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := s.cfg.HTTPClient.Do(req)
+	if err != nil {
+		// The error names only the URL, never the header, but keep it short.
+		s.cfg.Logger.Warn("huggingface whoami failed", "endpoint", s.cfg.HFEndpoint, "err", errors.Unwrap(err))
+		return TokenCheck{}, fmt.Errorf("%w: no answer from %s", ErrUnreachable, s.cfg.HFEndpoint)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return TokenCheck{Valid: false, Message: "HuggingFace does not accept this token: it is wrong, expired or revoked."}, nil
+	case resp.StatusCode != http.StatusOK:
+		s.cfg.Logger.Warn("huggingface whoami answered an error", "status", resp.StatusCode)
+		return TokenCheck{}, fmt.Errorf("%w: HuggingFace answered HTTP %d", ErrUnreachable, resp.StatusCode)
+	}
+	var who struct {
+		Name string `json:"name"`
+		Auth struct {
+			AccessToken struct {
+				Role string `json:"role"`
+			} `json:"accessToken"`
+		} `json:"auth"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&who); err != nil || who.Name == "" {
+		return TokenCheck{}, fmt.Errorf("%w: HuggingFace sent an answer that could not be read", ErrUnreachable)
+	}
+	return TokenCheck{Valid: true, Username: who.Name, Role: who.Auth.AccessToken.Role}, nil
+}
