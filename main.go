@@ -198,7 +198,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	defer cancel()
 	ln.Close()
 	hub.Close()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
 	<-jobs.Stop().Done()

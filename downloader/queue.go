@@ -146,7 +146,7 @@ func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 	p, ok := m.presets[id]
 	if !ok {
 		m.mu.Unlock()
-		return Download{}, fmt.Errorf("preset %q: %w", id, ErrNotFound)
+		return Download{}, fmt.Errorf("there is no preset %q: %w", id, ErrNotFound)
 	}
 	if m.activeLocked()[id] != "" || m.reserved[id] {
 		m.mu.Unlock()
@@ -260,7 +260,7 @@ func (m *Manager) Cancel(id int64) (Download, error) {
 		if _, err := m.cfg.History.GetDownload(ctx, id); err == nil {
 			return Download{}, fmt.Errorf("download %d ended before the dashboard restarted: %w", id, ErrFinished)
 		}
-		return Download{}, fmt.Errorf("download %d: %w", id, ErrNotFound)
+		return Download{}, fmt.Errorf("there is no download %d: %w", id, ErrNotFound)
 	}
 	switch d.status {
 	case StatusQueued:
@@ -317,7 +317,7 @@ func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 		rec, err := m.cfg.History.GetDownload(ctx, id)
 		if err != nil {
 			if isNotFound(err) {
-				return Download{}, fmt.Errorf("download %d: %w", id, ErrNotFound)
+				return Download{}, fmt.Errorf("there is no download %d: %w", id, ErrNotFound)
 			}
 			return Download{}, fmt.Errorf("look up download %d: %w", id, err)
 		}

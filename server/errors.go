@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -64,16 +65,18 @@ func (s *Server) classify(c *fiber.Ctx, err error) *apiError {
 		return &apiError{http.StatusBadRequest, "invalid_activity", act.Reason}
 	case errors.Is(err, settings.ErrUnreachable):
 		return &apiError{http.StatusBadGateway, "hf_unreachable", "Could not reach HuggingFace to check the token (" + err.Error() + "). Nothing was saved; try again in a moment."}
-	case errors.Is(err, downloader.ErrNotFound), errors.Is(err, db.ErrNotFound):
-		return &apiError{http.StatusNotFound, "not_found", capital(err.Error())}
+	case errors.Is(err, downloader.ErrNotFound):
+		return &apiError{http.StatusNotFound, "not_found", sentence(err, downloader.ErrNotFound)}
+	case errors.Is(err, db.ErrNotFound):
+		return &apiError{http.StatusNotFound, "not_found", sentence(err, db.ErrNotFound)}
 	case errors.Is(err, downloader.ErrAlreadyQueued):
-		return &apiError{http.StatusConflict, "already_queued", capital(err.Error())}
+		return &apiError{http.StatusConflict, "already_queued", sentence(err, downloader.ErrAlreadyQueued)}
 	case errors.Is(err, downloader.ErrTokenRequired):
-		return &apiError{http.StatusForbidden, "hf_token_required", capital(err.Error())}
+		return &apiError{http.StatusForbidden, "hf_token_required", sentence(err, downloader.ErrTokenRequired)}
 	case errors.Is(err, downloader.ErrFinished):
-		return &apiError{http.StatusConflict, "already_finished", capital(err.Error())}
+		return &apiError{http.StatusConflict, "already_finished", sentence(err, downloader.ErrFinished)}
 	case errors.Is(err, downloader.ErrNotRetryable):
-		return &apiError{http.StatusConflict, "not_retryable", capital(err.Error())}
+		return &apiError{http.StatusConflict, "not_retryable", sentence(err, downloader.ErrNotRetryable)}
 	case errors.As(err, &fe):
 		return fiberError(c, fe)
 	case errors.Is(err, context.Canceled):
@@ -98,6 +101,20 @@ func fiberError(c *fiber.Ctx, fe *fiber.Error) *apiError {
 		code = "unauthorized"
 	}
 	return &apiError{fe.Code, code, capital(fe.Message)}
+}
+
+// sentence turns "there is no preset \"X\": not found" into "There is no
+// preset \"X\"." for a person to read; the code already says the category.
+func sentence(err, sentinel error) string {
+	msg := strings.TrimSuffix(err.Error(), ": "+sentinel.Error())
+	if msg == "" || msg == sentinel.Error() {
+		msg = sentinel.Error()
+	}
+	msg = capital(msg)
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
 }
 
 func capital(s string) string {

@@ -52,6 +52,10 @@ func (s *syncBuffer) String() string {
 func fakeHF(t testing.TB) *httptest.Server {
 	t.Helper()
 	hf := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/resolve/main/") {
+			serveModelFile(w, r)
+			return
+		}
 		if r.URL.Path != "/api/whoami-v2" {
 			http.NotFound(w, r)
 			return
@@ -65,6 +69,47 @@ func fakeHF(t testing.TB) *httptest.Server {
 	}))
 	t.Cleanup(hf.Close)
 	return hf
+}
+
+// fileBytes is the content the fake HuggingFace serves for a file path:
+// deterministic, so a test can check what landed on disk.
+func fileBytes(path string, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7) ^ path[i%len(path)]
+	}
+	return b
+}
+
+// serveModelFile serves /{org}/{repo}/resolve/main/{file}: repos named
+// "gated" need goodToken; files named slow-* trickle out.
+func serveModelFile(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.URL.Path, "/gated/") && r.Header.Get("Authorization") != "Bearer "+goodToken {
+		w.Header().Set("X-Error-Code", "GatedRepo")
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	n := 256 << 10
+	slow := strings.Contains(r.URL.Path, "/slow-")
+	if slow {
+		n = 4 << 20
+	}
+	body := fileBytes(r.URL.Path, n)
+	w.Header().Set("Content-Length", strconv.Itoa(n))
+	if r.Method == http.MethodHead {
+		return
+	}
+	if !slow {
+		w.Write(body)
+		return
+	}
+	for i := 0; i < n; i += 64 << 10 {
+		if _, err := w.Write(body[i : i+64<<10]); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		time.Sleep(25 * time.Millisecond)
+	}
 }
 
 type env struct {
@@ -82,6 +127,8 @@ type options struct {
 	envToken   string
 	password   string
 	sessionKey []byte
+	presets    string // presets.yaml content; empty means no presets
+	modelsDir  string
 	logs       *syncBuffer
 }
 
@@ -105,11 +152,17 @@ func start(t testing.TB, o options) *env {
 	acts := activity.New(store, hub, log)
 	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: o.envToken, HFEndpoint: o.hfEndpoint})
 	presets := filepath.Join(dir, "presets.yaml")
-	if err := os.WriteFile(presets, []byte("presets: {}\n"), 0o644); err != nil {
+	if o.presets == "" {
+		o.presets = "presets: {}\n"
+	}
+	if o.modelsDir == "" {
+		o.modelsDir = filepath.Join(dir, "models")
+	}
+	if err := os.WriteFile(presets, []byte(o.presets), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	dl, err := downloader.New(downloader.Config{
-		PresetsFile: presets, ModelsDir: filepath.Join(dir, "models"), HFEndpoint: o.hfEndpoint,
+		PresetsFile: presets, ModelsDir: o.modelsDir, HFEndpoint: o.hfEndpoint, RetryBase: 10 * time.Millisecond,
 		Token: sets.Token, History: store, Recorder: acts, Publisher: hub, Logger: log,
 	})
 	if err != nil {
