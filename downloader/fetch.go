@@ -28,7 +28,7 @@ const (
 	// writeSlice is the size of one write(2). Bigger writes make recent
 	// kernels back the page cache with large folios, which in the VMs pods
 	// run in come from cold memory: 1 MiB writes measured half as fast as
-	// 64 KiB ones (see docs/PERFORMANCE-downloader.md).
+	// 64 KiB ones (see docs/PERFORMANCE.md).
 	writeSlice     = 64 << 10
 	writebackEvery = 32 << 20 // hand written data to the disk every 32 MiB
 	maxWait        = 10 * time.Minute

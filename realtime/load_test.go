@@ -2,7 +2,7 @@ package realtime_test
 
 // The load test and the fan-out benchmark. Both serve the hub through Fiber and
 // gofiber/contrib/websocket, as production does, to real WebSocket clients on
-// loopback. Results are written up in docs/PERFORMANCE-hub.md.
+// loopback. Results are written up in docs/PERFORMANCE.md.
 //
 //	DASHBOARD_LOAD=1 go test -run '^TestLoad1000$' -count=1 -v ./realtime/
 //	go test -run '^$' -bench BenchmarkHubFanout -benchtime 3s ./realtime/
