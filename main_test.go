@@ -173,6 +173,11 @@ func TestRestartKeepsStateAndCleansUp(t *testing.T) {
 		t.Fatalf("data folder mode %v", st.Mode())
 	}
 
+	// The container's health check is the binary itself.
+	if out, err := exec.Command(bin, "healthcheck", p.addr).CombinedOutput(); err != nil || !strings.Contains(string(out), `"status":"ok"`) {
+		t.Fatalf("healthcheck: %v %s", err, out)
+	}
+
 	// SIGTERM: a clean exit, well within 10 s.
 	start := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
@@ -185,6 +190,9 @@ func TestRestartKeepsStateAndCleansUp(t *testing.T) {
 		t.Fatal("no exit within 10 s of SIGTERM")
 	}
 	t.Logf("shutdown took %v", time.Since(start))
+	if out, err := exec.Command(bin, "healthcheck", p.addr).CombinedOutput(); err == nil {
+		t.Fatalf("healthcheck passed with the dashboard stopped: %s", out)
+	}
 	if !strings.Contains(p.logs.String(), "msg=stopped") {
 		t.Fatalf("no orderly stop in the log:\n%s", p.logs.String())
 	}

@@ -108,47 +108,60 @@ func TestTokenHuggingFaceUnreachable(t *testing.T) {
 	}
 }
 
-// TestTokenNeverLeaks runs a whole settings flow and looks for the token in
-// every response, every frame and every log line.
-func TestTokenNeverLeaks(t *testing.T) {
-	e := start(t, options{})
-	c := e.dial(t, nil)
+// TestSecretsNeverLeak runs a whole settings and login flow and looks for the
+// HuggingFace token and the dashboard password in every response, every
+// frame and every log line.
+func TestSecretsNeverLeak(t *testing.T) {
+	logs := &syncBuffer{}
+	e := start(t, options{password: password, sessionKey: key, logs: logs})
+	auth := map[string]string{"Authorization": "Bearer " + password}
+	c := e.dial(t, http.Header{"Authorization": {"Bearer " + password}})
 	var bodies []string
-	do := func(method, path, body string) {
-		_, raw := e.call(t, method, path, body, nil)
+	do := func(method, path, body string, hdr map[string]string) {
+		_, raw := e.callWith(t, method, path, body, hdr, nil)
 		bodies = append(bodies, raw)
 	}
-	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+`"}`)
-	do("GET", "/api/settings", "")
-	do("POST", "/api/settings/hf-token/test", "")
-	do("POST", "/api/settings/hf-token/test", `{"token":"`+goodToken+`"}`)
-	do("PATCH", "/api/settings", `{"theme":"light"}`)
-	do("PATCH", "/api/settings", `{"hf_token":"`+goodToken+`"}`)
-	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+`", "x":1}`)
-	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+``)
-	e.dial(t, nil).next(t, "snapshot", 2*time.Second)
-	do("DELETE", "/api/settings/hf-token", "")
+	do("POST", "/api/login", `{"password":"`+password+`x"}`, nil)
+	do("POST", "/api/login", `{"password":"`+password+`"}`, nil)
+	do("GET", "/api/settings", "", map[string]string{"Authorization": "Bearer " + password + "x"})
+	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+`"}`, auth)
+	do("GET", "/api/settings", "", auth)
+	do("POST", "/api/settings/hf-token/test", "", auth)
+	do("POST", "/api/settings/hf-token/test", `{"token":"`+goodToken+`"}`, auth)
+	do("PATCH", "/api/settings", `{"theme":"light"}`, auth)
+	do("PATCH", "/api/settings", `{"hf_token":"`+goodToken+`"}`, auth)
+	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+`", "x":1}`, auth)
+	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+``, auth)
+	do("POST", "/api/activity", `{"type":"error","status":"failed","title":"t"}`, auth)
+	e.dial(t, http.Header{"Authorization": {"Bearer " + password}}).next(t, "snapshot", 2*time.Second)
+	do("DELETE", "/api/settings/hf-token", "", auth)
 	time.Sleep(200 * time.Millisecond)
 	e.stop()
 
-	secret := goodToken[3 : len(goodToken)-4] // any run of the hidden middle
-	for i, b := range bodies {
-		if strings.Contains(b, secret) {
-			t.Errorf("response %d holds the token: %s", i, b)
+	for name, secret := range map[string]string{"token": goodToken[3 : len(goodToken)-4], "password": password} {
+		for i, b := range bodies {
+			if strings.Contains(b, secret) {
+				t.Errorf("response %d holds the %s: %s", i, name, b)
+			}
+		}
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("log holds the %s:\n%s", name, logs.String())
 		}
 	}
+	frames := 0
 	for {
 		select {
 		case raw := <-c.raw:
-			if strings.Contains(raw, secret) {
-				t.Errorf("frame holds the token: %s", raw)
+			frames++
+			if strings.Contains(raw, goodToken[3:len(goodToken)-4]) || strings.Contains(raw, password) {
+				t.Errorf("frame holds a secret: %s", raw)
 			}
 			continue
 		default:
 		}
 		break
 	}
-	if strings.Contains(e.Logs.String(), secret) {
-		t.Errorf("log holds the token:\n%s", e.Logs.String())
+	if frames < 4 { // snapshot, 3 settings changes, an activity
+		t.Fatalf("only %d frames seen; the check saw too little", frames)
 	}
 }
