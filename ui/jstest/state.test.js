@@ -1,0 +1,125 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Store, mergeActivity, visibleDownloads, presetState, modelPage, backoff, safeNext } from "../static/js/state.js";
+import { Live } from "../static/js/live.js";
+
+const dl = (id, preset, status, extra = {}) => ({ id, preset_id: preset, status, bytes_done: 0, bytes_total: 0, ...extra });
+
+test("snapshot replaces the state; events update it", () => {
+  const s = new Store();
+  const seen = [];
+  s.subscribe((type) => seen.push(type));
+  s.apply({ type: "download", data: dl(9, "OLD", "failed") });
+  s.apply({
+    type: "snapshot",
+    data: { downloads: [dl(1, "A", "downloading")], activity: [{ id: 2 }, { id: 3 }], settings: { theme: "light" } },
+  });
+  assert.deepEqual([...s.downloads.keys()], [1]);
+  assert.deepEqual(s.activity.map((a) => a.id), [3, 2]);
+  assert.equal(s.settings.theme, "light");
+  s.apply({ type: "activity", data: { id: 4 } });
+  s.apply({ type: "activity", data: { id: 4 } }); // duplicate: ignored
+  assert.deepEqual(s.activity.map((a) => a.id), [4, 3, 2]);
+  s.apply({ type: "activity_cleared", data: { deleted: 3 } });
+  assert.equal(s.activity.length, 0);
+  s.apply({ type: "settings", data: { theme: "dark" } });
+  s.apply({ type: "something_new", data: {} });
+  assert.deepEqual(seen, ["download", "snapshot", "activity", "activity_cleared", "settings"]);
+});
+
+test("a late API answer does not move a download backwards", () => {
+  const s = new Store();
+  s.applyDownload(dl(1, "A", "downloading", { bytes_done: 50 }));
+  s.applyDownload(dl(1, "A", "queued"));
+  assert.equal(s.downloads.get(1).status, "downloading");
+  s.applyDownload(dl(1, "A", "completed"));
+  s.applyDownload(dl(1, "A", "downloading"));
+  assert.equal(s.downloads.get(1).status, "completed");
+});
+
+test("visibleDownloads: latest per preset, active first", () => {
+  const got = visibleDownloads([
+    dl(1, "A", "failed"),
+    dl(2, "B", "completed"),
+    dl(3, "A", "queued"),
+    dl(4, "C", "downloading"),
+    dl(5, "D", "cancelled"),
+    dl(6, "E", "queued"),
+  ]).map((d) => d.id);
+  assert.deepEqual(got, [4, 3, 6, 5, 2]);
+});
+
+test("presetState prefers an active download", () => {
+  const active = new Map([["A", "downloading"]]);
+  assert.equal(presetState({ id: "A", status: "missing" }, active), "downloading");
+  assert.equal(presetState({ id: "B", status: "installed" }, active), "installed");
+});
+
+test("mergeActivity dedupes and sorts newest first", () => {
+  assert.deepEqual(mergeActivity([{ id: 5 }, { id: 3 }], [{ id: 4 }, { id: 5 }, { id: 9 }]).map((a) => a.id), [9, 5, 4, 3]);
+});
+
+test("modelPage finds the licence page in an error", () => {
+  assert.equal(
+    modelPage("model.safetensors: access denied (403): accept the model's licence at https://huggingface.co/acme/gated, with the account"),
+    "https://huggingface.co/acme/gated",
+  );
+  assert.equal(modelPage("no link here"), "");
+});
+
+test("backoff doubles to 30 s", () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 10].map(backoff), [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+});
+
+test("safeNext keeps only same-site paths", () => {
+  const cases = [
+    [null, "/"],
+    ["/activity?type=error", "/activity?type=error"],
+    ["//evil.example/x", "/"],
+    ["/\\evil.example", "/"],
+    ["https://evil.example/", "/"],
+    ["javascript:alert(1)", "/"],
+    ["/login?next=/", "/"],
+    ["/settings", "/settings"],
+  ];
+  for (const [raw, want] of cases) {
+    assert.equal(safeNext(raw), want, String(raw));
+  }
+});
+
+// FakeWS lets the test open, message and close connections by hand.
+class FakeWS {
+  static all = [];
+  constructor(url) {
+    this.url = url;
+    FakeWS.all.push(this);
+  }
+  close() {
+    this.onclose && this.onclose();
+  }
+}
+
+test("Live reconnects with backoff and resets after a snapshot", () => {
+  FakeWS.all = [];
+  const waits = [];
+  const pending = [];
+  const timers = { set: (fn, ms) => { waits.push(ms); pending.push(fn); return pending.length; }, clear: () => {} };
+  const states = [];
+  const frames = [];
+  const live = new Live({ url: "ws://x/ws", WebSocketImpl: FakeWS, timers, onState: (s) => states.push(s), onFrame: (f) => frames.push(f.type) }).start();
+  assert.equal(FakeWS.all.length, 1);
+  for (let i = 0; i < 7; i++) {
+    FakeWS.all.at(-1).onclose();
+    pending.shift()();
+  }
+  assert.deepEqual(waits, [1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+  const ws = FakeWS.all.at(-1);
+  ws.onopen();
+  ws.onmessage({ data: JSON.stringify({ type: "snapshot", data: {} }) });
+  ws.onmessage({ data: "not json" });
+  assert.equal(states.at(-1), "live");
+  assert.deepEqual(frames, ["snapshot"]);
+  ws.onclose();
+  assert.equal(waits.at(-1), 1000, "the backoff starts again after a good connection");
+  live.stop();
+});

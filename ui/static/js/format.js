@@ -1,0 +1,159 @@
+// Sizes, speeds and times the way people read them. Pure functions, so node's
+// test runner checks them (ui/jstest/format.test.mjs).
+
+const UNITS = ["B", "KB", "MB", "GB", "TB", "PB"];
+
+// formatBytes uses decimal units, like HuggingFace and the presets file:
+// 4_800_000_000 → "4.8 GB". One decimal below 100, none above.
+export function formatBytes(n) {
+  if (typeof n !== "number" || !Number.isFinite(n) || n < 0) {
+    return "—";
+  }
+  if (n < 1000) {
+    return `${Math.round(n)} B`;
+  }
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < UNITS.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  // 999.96 MB rounds to "1000 MB": move it up a unit instead.
+  if (Math.round(v * 10) / 10 >= 1000 && i < UNITS.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  const text = v >= 100 ? String(Math.round(v)) : v.toFixed(1);
+  return `${text} ${UNITS[i]}`;
+}
+
+// formatSpeed: 12_300_000 → "12.3 MB/s"; nothing moving → "—".
+export function formatSpeed(bps) {
+  if (typeof bps !== "number" || !Number.isFinite(bps) || bps <= 0) {
+    return "—";
+  }
+  return `${formatBytes(bps)}/s`;
+}
+
+// formatDuration: 45 → "45 s", 185 → "4 min", 4500 → "1 h 15 min",
+// 200000 → "2 days 8 h". Minutes round up so a running ETA never reads 0.
+export function formatDuration(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
+    return "—";
+  }
+  const s = Math.round(seconds);
+  if (s < 60) {
+    return `${s} s`;
+  }
+  if (s < 3600) {
+    return `${Math.ceil(s / 60)} min`;
+  }
+  if (s < 86400) {
+    const h = Math.floor(s / 3600);
+    const m = Math.round((s % 3600) / 60);
+    if (m === 60) {
+      return `${h + 1} h`;
+    }
+    return m ? `${h} h ${m} min` : `${h} h`;
+  }
+  const d = Math.floor(s / 86400);
+  const h = Math.round((s % 86400) / 3600);
+  const days = d === 1 ? "1 day" : `${d} days`;
+  return h && h < 24 ? `${days} ${h} h` : days;
+}
+
+// formatETA: 180 → "3 min left"; unknown → "".
+export function formatETA(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
+    return "";
+  }
+  if (seconds < 1) {
+    return "almost done";
+  }
+  return `${formatDuration(seconds)} left`;
+}
+
+// percent of done in total, floored so 100 % means finished.
+export function percent(done, total) {
+  if (!(total > 0) || !(done > 0)) {
+    return 0;
+  }
+  return Math.max(0, Math.min(100, Math.floor((done / total) * 100)));
+}
+
+const rtf = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+
+// Each step: below this many seconds, count in this unit.
+const STEPS = [
+  [3600, 60, "minute"],
+  [86400, 3600, "hour"],
+  [86400 * 7, 86400, "day"],
+  [86400 * 30, 86400 * 7, "week"],
+];
+
+// formatRelative: "just now", "5 minutes ago", "2 hours ago", "yesterday",
+// "3 weeks ago"; older than a month, the date.
+export function formatRelative(when, now = Date.now()) {
+  const t = toMillis(when);
+  if (t === null) {
+    return "—";
+  }
+  const diff = Math.round((now - t) / 1000);
+  if (diff < 45) {
+    return "just now";
+  }
+  for (const [limit, size, unit] of STEPS) {
+    const n = Math.max(1, Math.round(diff / size));
+    // 59.6 minutes reads better as "1 hour ago" than "60 minutes ago".
+    if (diff < limit && n * size < limit) {
+      return rtf.format(-n, unit);
+    }
+  }
+  return formatDate(t);
+}
+
+const dateFmt = new Intl.DateTimeFormat("en", { day: "numeric", month: "short", year: "numeric" });
+const dateTimeFmt = new Intl.DateTimeFormat("en", {
+  day: "numeric",
+  month: "short",
+  year: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+});
+
+export function formatDate(when) {
+  const t = toMillis(when);
+  return t === null ? "—" : dateFmt.format(t);
+}
+
+// formatDateTime is the full local time, for tooltips.
+export function formatDateTime(when) {
+  const t = toMillis(when);
+  return t === null ? "" : dateTimeFmt.format(t);
+}
+
+function toMillis(when) {
+  if (when instanceof Date) {
+    return Number.isNaN(when.getTime()) ? null : when.getTime();
+  }
+  if (typeof when === "number") {
+    return Number.isFinite(when) ? when : null;
+  }
+  if (typeof when === "string" && when) {
+    const t = Date.parse(when);
+    return Number.isNaN(t) ? null : t;
+  }
+  return null;
+}
+
+// sentence makes a server message read as a sentence: capital first letter,
+// full stop at the end.
+export function sentence(text) {
+  const s = String(text ?? "").trim();
+  if (!s) {
+    return "";
+  }
+  const first = s[0].toUpperCase() + s.slice(1);
+  return /[.!?…)]$/.test(first) ? first : `${first}.`;
+}

@@ -1,0 +1,488 @@
+// Home: the download queue, the preset browser and recent activity.
+
+import { startShell } from "./shell.js";
+import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
+import { get, post } from "./api.js";
+import { formatBytes, formatSpeed, formatETA, formatRelative, formatDateTime, percent, sentence } from "./format.js";
+import { presetState, FINISHED } from "./state.js";
+import { statusBadge, updateBadge, activityItem, emptyState } from "./views.js";
+
+const { store, tokenModal, accessModal } = startShell();
+
+// ---------------------------------------------------------------- queue
+
+const queueList = document.getElementById("queue-list");
+const queueEmpty = document.getElementById("queue-empty");
+const queueCount = document.getElementById("queue-count");
+const rows = new Map(); // download id → row
+
+function renderQueue() {
+  const list = store.queue();
+  const keep = new Set(list.map((d) => d.id));
+  for (const id of rows.keys()) {
+    if (!keep.has(id)) {
+      rows.delete(id);
+    }
+  }
+  reconcile(
+    queueList,
+    list.map((d) => {
+      let row = rows.get(d.id);
+      if (!row) {
+        row = downloadRow(d);
+        rows.set(d.id, row);
+      }
+      row.update(d);
+      return row.li;
+    }),
+  );
+  const active = list.filter((d) => d.status === "queued" || d.status === "downloading").length;
+  queueCount.textContent = String(active);
+  queueCount.hidden = active === 0;
+  queueCount.title = `${active} active`;
+  queueEmpty.hidden = list.length > 0;
+  queueList.hidden = list.length === 0;
+}
+
+function downloadRow(first) {
+  const name = h("span", { class: "dl-name" });
+  const badge = statusBadge(first.status);
+  const fill = h("div", { class: "progress-fill" });
+  const bar = h("div", { class: "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" }, fill);
+  const pct = h("span", { class: "dl-pct" });
+  const stats = h("div", { class: "dl-stats" });
+  const file = h("div", { class: "dl-file mono" });
+  const errBox = h("div", { class: "notice notice-danger dl-error", role: "alert" });
+  const when = h("span", { class: "small muted" });
+  const cancelBtn = h("button", { type: "button", class: "btn btn-sm", "data-action": "cancel" }, icon("x", "btn-icon"), "Cancel");
+  const retryBtn = h("button", { type: "button", class: "btn btn-sm", "data-action": "retry" }, icon("refresh", "btn-icon"), "Retry");
+  const tokenBtn = h("button", { type: "button", class: "btn btn-sm btn-primary", "data-action": "token" }, icon("key", "btn-icon"), "Add token");
+  const licenceBtn = h("button", { type: "button", class: "btn btn-sm btn-primary", "data-action": "licence" }, "Accept licence");
+  const msg = h("p", { class: "msg", role: "status", "aria-live": "polite" });
+  const li = h(
+    "li",
+    { class: "dl", "data-id": first.id },
+    h("div", { class: "dl-head" }, name, badge),
+    h("div", { class: "dl-bar" }, bar, pct),
+    stats,
+    file,
+    errBox,
+    h("div", { class: "dl-foot" }, when, h("div", { class: "actions" }, tokenBtn, licenceBtn, retryBtn, cancelBtn)),
+    msg,
+  );
+  let cur = first;
+
+  cancelBtn.addEventListener("click", async () => {
+    setMessage(msg, "");
+    const done = busy(cancelBtn, "Cancelling…");
+    try {
+      store.applyDownload(await post(`/api/downloads/${cur.id}/cancel`));
+    } catch (e) {
+      setMessage(msg, e.message);
+    } finally {
+      done();
+    }
+  });
+  retryBtn.addEventListener("click", async () => {
+    setMessage(msg, "");
+    const done = busy(retryBtn, "Retrying…");
+    try {
+      store.applyDownload(await post(`/api/downloads/${cur.id}/retry`));
+    } catch (e) {
+      if (e.code === "hf_token_required") {
+        tokenModal.open({ presetId: cur.preset_id, presetName: cur.preset_name, opener: retryBtn });
+      } else {
+        setMessage(msg, e.message);
+      }
+    } finally {
+      done();
+    }
+  });
+  tokenBtn.addEventListener("click", () => tokenModal.open({ presetId: cur.preset_id, presetName: cur.preset_name, reason: "revoked", opener: tokenBtn }));
+  licenceBtn.addEventListener("click", () => accessModal.open(cur, licenceBtn));
+
+  function update(d) {
+    cur = d;
+    li.dataset.status = d.status;
+    name.textContent = d.preset_name || d.preset_id;
+    name.title = d.preset_id;
+    updateBadge(badge, d.status);
+
+    const finishedOK = d.status === "completed";
+    const p = finishedOK ? 100 : percent(d.bytes_done, d.bytes_total);
+    fill.style.width = `${p}%`;
+    bar.setAttribute("aria-valuenow", String(p));
+    bar.setAttribute("aria-label", `${d.preset_name || d.preset_id}: ${p}%`);
+    bar.dataset.tone = finishedOK ? "success" : d.status === "failed" ? "danger" : d.status === "cancelled" ? "neutral" : "info";
+    if (d.status === "downloading" && !(d.bytes_total > 0)) {
+      bar.dataset.indeterminate = "";
+    } else {
+      delete bar.dataset.indeterminate;
+    }
+    pct.textContent = `${p}%`;
+
+    const parts = [];
+    if (d.bytes_total > 0) {
+      parts.push(`${formatBytes(d.bytes_done)} of ${formatBytes(d.bytes_total)}`);
+    } else if (d.bytes_done > 0) {
+      parts.push(formatBytes(d.bytes_done));
+    }
+    if (d.status === "downloading") {
+      parts.push(formatSpeed(d.speed_bps));
+      const eta = formatETA(d.eta_seconds ?? NaN);
+      if (eta) {
+        parts.push(eta);
+      }
+    } else if (d.status === "queued") {
+      parts.push("Waiting in the queue");
+    }
+    if (d.files_total > 0) {
+      parts.push(`${d.files_completed} of ${d.files_total} ${d.files_total === 1 ? "file" : "files"}`);
+    }
+    stats.replaceChildren(...parts.map((t, i) => h("span", { text: t, "data-stat": ["bytes", "speed", "eta", "files"][i] || "" })));
+
+    file.textContent = d.status === "downloading" && d.current_file ? d.current_file : "";
+    file.title = file.textContent;
+    file.hidden = !file.textContent;
+
+    const err = d.status === "failed" && d.error ? d.error : null;
+    errBox.hidden = !err;
+    if (err) {
+      errBox.replaceChildren(icon("alert", "notice-icon"), h("div", {}, h("p", { class: "notice-title", text: errorTitle(err.code) }), h("p", { text: sentence(err.message) })));
+    }
+
+    const finished = FINISHED.has(d.status);
+    if (finished && d.completed_at) {
+      const verb = d.status === "completed" ? "Finished" : d.status === "failed" ? "Failed" : "Cancelled";
+      when.replaceChildren(`${verb} `, timeEl(d.completed_at, formatRelative, formatDateTime));
+    } else if (d.started_at) {
+      when.replaceChildren(d.status === "downloading" ? "Started " : "Queued ", timeEl(d.started_at, formatRelative, formatDateTime));
+    }
+    cancelBtn.hidden = finished;
+    retryBtn.hidden = !(d.status === "failed" || d.status === "cancelled");
+    tokenBtn.hidden = !(err && err.code === "hf_token_required");
+    licenceBtn.hidden = !(err && err.code === "hf_access_denied");
+  }
+  return { li, update };
+}
+
+const ERROR_TITLES = {
+  hf_token_required: "HuggingFace needs a valid token",
+  hf_access_denied: "Licence not accepted on HuggingFace",
+  not_found: "File not found",
+  checksum_mismatch: "Checksum mismatch",
+  insufficient_disk_space: "Not enough disk space",
+  network: "Network problem",
+  interrupted: "Interrupted by a restart",
+  http_error: "Unexpected answer from the server",
+  disk_error: "Could not write to disk",
+};
+
+function errorTitle(code) {
+  return ERROR_TITLES[code] || "Download failed";
+}
+
+// ---------------------------------------------------------------- presets
+
+const presetsBody = document.getElementById("presets-body");
+const presetsNotice = document.getElementById("presets-notice");
+const presetsSummary = document.getElementById("presets-summary");
+const searchInput = document.getElementById("preset-search");
+const typeSelect = document.getElementById("preset-type");
+const stateSelect = document.getElementById("preset-state");
+let presets = null; // null until loaded
+let loadError = null;
+const cards = new Map(); // preset id → card
+let layoutKey = "";
+
+async function loadPresets() {
+  try {
+    const r = await get("/api/presets");
+    presets = r.presets || [];
+    loadError = r.error || null;
+    showPresetsNotice();
+  } catch (e) {
+    loadError = null;
+    showPresetsNotice(e.message);
+    if (presets === null) {
+      presets = [];
+    }
+  }
+  fillTypes();
+  renderPresets();
+}
+
+let reloadTimer = null;
+function reloadPresetsSoon() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(loadPresets, 250);
+}
+
+function showPresetsNotice(fetchError) {
+  if (fetchError) {
+    presetsNotice.hidden = false;
+    presetsNotice.replaceChildren(
+      icon("alert", "notice-icon"),
+      h("div", {}, h("p", { class: "notice-title", text: "The presets could not be loaded" }), h("p", { text: fetchError })),
+      h("button", { type: "button", class: "btn btn-sm", onclick: loadPresets }, "Try again"),
+    );
+  } else if (loadError) {
+    presetsNotice.hidden = false;
+    presetsNotice.replaceChildren(
+      icon("alert", "notice-icon"),
+      h("div", {}, h("p", { class: "notice-title", text: "presets.yaml has a problem" }), h("p", { class: "mono", text: loadError })),
+    );
+  } else {
+    presetsNotice.hidden = true;
+    presetsNotice.replaceChildren();
+  }
+}
+
+function fillTypes() {
+  const types = [...new Set(presets.map((p) => p.type).filter(Boolean))].sort();
+  const current = typeSelect.value;
+  typeSelect.replaceChildren(h("option", { value: "" }, "All types"), ...types.map((t) => h("option", { value: t }, capital(t))));
+  typeSelect.value = types.includes(current) ? current : "";
+}
+
+function capital(s) {
+  return s ? s[0].toUpperCase() + s.slice(1) : s;
+}
+
+function matches(p, state) {
+  const q = searchInput.value.trim().toLowerCase();
+  if (q) {
+    const hay = `${p.name} ${p.id} ${p.description} ${p.category} ${p.type}`.toLowerCase();
+    if (!q.split(/\s+/).every((w) => hay.includes(w))) {
+      return false;
+    }
+  }
+  if (typeSelect.value && p.type !== typeSelect.value) {
+    return false;
+  }
+  const want = stateSelect.value;
+  if (want === "active") {
+    return state === "queued" || state === "downloading";
+  }
+  return !want || state === want;
+}
+
+function renderPresets() {
+  if (presets === null) {
+    return;
+  }
+  const active = store.activeByPreset();
+  const seen = new Set();
+  for (const p of presets) {
+    seen.add(p.id);
+    let card = cards.get(p.id);
+    if (!card) {
+      card = presetCard(p);
+      cards.set(p.id, card);
+    }
+    card.update(p, presetState(p, active));
+  }
+  for (const id of cards.keys()) {
+    if (!seen.has(id)) {
+      cards.delete(id);
+    }
+  }
+
+  const installed = presets.filter((p) => p.status === "installed").length;
+  presetsSummary.textContent = presets.length ? `${installed} of ${presets.length} installed` : "";
+
+  const groups = new Map();
+  for (const p of presets) {
+    if (!matches(p, presetState(p, active))) {
+      continue;
+    }
+    const cat = p.category || "Other";
+    if (!groups.has(cat)) {
+      groups.set(cat, []);
+    }
+    groups.get(cat).push(cards.get(p.id).li);
+  }
+  // Rebuild the layout only when what is shown changes: moving the cards
+  // would take the focus off a button just pressed.
+  const key = JSON.stringify([...groups.entries()].map(([cat, lis]) => [cat, lis.map((li) => li.dataset.id)])) + presets.length;
+  if (key === layoutKey) {
+    return;
+  }
+  layoutKey = key;
+  const sections = [...groups.entries()].map(([cat, lis]) =>
+    h(
+      "section",
+      { class: "category", "aria-label": cat },
+      h("div", { class: "category-head" }, h("h3", { text: cat }), h("span", { class: "count", text: String(lis.length) })),
+      h("ul", { class: "preset-grid" }, lis),
+    ),
+  );
+  if (sections.length) {
+    presetsBody.replaceChildren(...sections);
+  } else if (presets.length === 0) {
+    presetsBody.replaceChildren(emptyState("box", "No presets yet", "Add presets to presets.yaml in the workspace's config folder; the list updates by itself."));
+  } else {
+    const reset = h("button", { type: "button", class: "btn btn-sm", onclick: clearFilters }, "Clear filters");
+    const box = emptyState("search", "No preset matches these filters", "");
+    box.append(reset);
+    presetsBody.replaceChildren(box);
+  }
+}
+
+function clearFilters() {
+  searchInput.value = "";
+  typeSelect.value = "";
+  stateSelect.value = "";
+  renderPresets();
+  searchInput.focus();
+}
+
+function presetCard(first) {
+  const nameEl = h("h4", { class: "preset-name" });
+  const idEl = h("span", { class: "preset-id mono" });
+  const badge = statusBadge(first.status);
+  const desc = h("p", { class: "preset-desc" });
+  const meta = h("div", { class: "preset-meta" });
+  const filesSummary = h("summary");
+  const filesList = h("ul");
+  const files = h("details", { class: "preset-files" }, filesSummary, filesList);
+  const btn = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-action": "install" });
+  const msg = h("p", { class: "msg", role: "status", "aria-live": "polite" });
+  const li = h(
+    "li",
+    { class: "preset", "data-id": first.id },
+    h("div", { class: "preset-head" }, h("div", {}, nameEl, idEl), badge),
+    desc,
+    meta,
+    h("div", { class: "preset-foot" }, files, btn),
+    msg,
+  );
+  let cur = first;
+
+  btn.addEventListener("click", async () => {
+    setMessage(msg, "");
+    const done = busy(btn, "Starting…");
+    try {
+      store.applyDownload(await post(`/api/presets/${encodeURIComponent(cur.id)}/install`));
+      renderPresets();
+    } catch (e) {
+      if (e.code === "hf_token_required") {
+        tokenModal.open({ presetId: cur.id, presetName: cur.name, opener: btn });
+      } else if (e.code === "already_queued") {
+        setMessage(msg, "It is already in the queue.", "info");
+      } else {
+        setMessage(msg, e.message);
+      }
+    } finally {
+      done();
+      renderPresets();
+    }
+  });
+
+  function update(p, state) {
+    cur = p;
+    li.dataset.status = state;
+    nameEl.textContent = p.name || p.id;
+    idEl.textContent = p.id;
+    updateBadge(badge, state);
+    desc.textContent = p.description || "";
+    desc.hidden = !p.description;
+    const size = p.size_bytes > 0 ? formatBytes(p.size_bytes) : p.download_size || "";
+    meta.replaceChildren(
+      ...[
+        p.type ? h("span", { class: "chip", text: capital(p.type) }) : null,
+        size ? h("span", { class: "chip", text: size, title: "Download size" }) : null,
+        p.gated ? h("span", { class: "badge badge-plain", "data-tone": "warning", title: "Needs a HuggingFace token" }, icon("lock", "badge-icon"), "Gated") : null,
+      ].filter(Boolean),
+    );
+    const fl = p.files || [];
+    const have = fl.filter((f) => f.installed).length;
+    filesSummary.textContent = fl.length === 1 ? "1 file" : `${fl.length} files`;
+    if (have && have < fl.length) {
+      filesSummary.textContent += ` · ${have} installed`;
+    }
+    filesList.replaceChildren(
+      ...fl.map((f) =>
+        h(
+          "li",
+          {},
+          h("span", { class: "path mono", title: f.path, text: f.path }),
+          h("span", { class: f.installed ? "ok" : "" }, f.installed ? "✓ " : "", f.size_bytes > 0 ? formatBytes(f.size_bytes) : ""),
+        ),
+      ),
+    );
+    const labels = {
+      missing: "Install",
+      partial: "Install missing",
+      queued: "Queued",
+      downloading: "Downloading…",
+    };
+    if (!btn.hasAttribute("aria-busy")) {
+      btn.hidden = state === "installed";
+      btn.disabled = state === "queued" || state === "downloading";
+      btn.classList.toggle("btn-primary", !btn.disabled);
+      btn.replaceChildren(...(state === "missing" || state === "partial" ? [icon("download", "btn-icon")] : []), labels[state] || "Install");
+      btn.setAttribute("aria-label", `${labels[state] || "Install"}: ${p.name || p.id}`);
+    }
+  }
+  return { li, update };
+}
+
+searchInput.addEventListener("input", renderPresets);
+// presets.yaml may have been edited meanwhile; the server has no frame for
+// that, so look again when the tab comes back into view.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && presets !== null) {
+    reloadPresetsSoon();
+  }
+});
+typeSelect.addEventListener("change", renderPresets);
+stateSelect.addEventListener("change", renderPresets);
+
+// ---------------------------------------------------------------- activity
+
+const recentList = document.getElementById("recent-list");
+const recentEmpty = document.getElementById("recent-empty");
+const RECENT = 8;
+
+function renderRecent() {
+  const items = store.activity.slice(0, RECENT);
+  recentList.replaceChildren(...items.map((a) => activityItem(a, { details: false })));
+  recentList.hidden = items.length === 0;
+  recentEmpty.hidden = items.length > 0;
+}
+
+// ---------------------------------------------------------------- wiring
+
+let snapshots = 0;
+
+store.subscribe((type, data, prev) => {
+  switch (type) {
+    case "snapshot":
+      renderQueue();
+      renderRecent();
+      if (snapshots++ > 0) {
+        loadPresets(); // a reconnect: files may have changed meanwhile
+      } else {
+        renderPresets(); // queued and running downloads mark their presets
+      }
+      break;
+    case "download":
+      renderQueue();
+      if (!prev || prev.status !== data.status) {
+        renderPresets();
+        if (FINISHED.has(data.status)) {
+          reloadPresetsSoon();
+        }
+      }
+      break;
+    case "activity":
+    case "activity_cleared":
+      renderRecent();
+      break;
+    default:
+      break;
+  }
+});
+
+loadPresets();

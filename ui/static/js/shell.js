@@ -1,0 +1,151 @@
+// What every signed-in page shares: the live connection and its banner, the
+// theme, the Log out button, the version in the footer, the token and licence
+// prompts that failed downloads open, and the clock that keeps "5 minutes
+// ago" true.
+
+import { Live, wsURL } from "./live.js";
+import { Store } from "./state.js";
+import { TokenModal, AccessModal } from "./dialogs.js";
+import { get, post } from "./api.js";
+import { formatRelative } from "./format.js";
+
+const THEME_KEY = "dashboard.theme";
+
+export function applyTheme(theme) {
+  if (theme !== "dark" && theme !== "light") {
+    return;
+  }
+  document.documentElement.setAttribute("data-theme", theme);
+  try {
+    localStorage.setItem(THEME_KEY, theme);
+  } catch {
+    // Only the no-flash start needs storage; the server keeps the setting.
+  }
+}
+
+export function startShell() {
+  const store = new Store();
+  const tokenModal = new TokenModal({ onQueued: (d) => store.applyDownload(d) });
+  const accessModal = new AccessModal({ onQueued: (d) => store.applyDownload(d) });
+
+  store.subscribe((type, data, prev) => {
+    if (type === "snapshot" && data && data.settings) {
+      applyTheme(data.settings.theme);
+    } else if (type === "settings" && data) {
+      applyTheme(data.theme);
+    } else if (type === "download") {
+      promptOnFailure(data, prev, tokenModal, accessModal);
+    }
+  });
+
+  const banner = document.getElementById("reconnect-banner");
+  const bannerText = document.getElementById("reconnect-text");
+  const liveEl = document.getElementById("live");
+  const liveLabel = liveEl ? liveEl.querySelector(".live-label") : null;
+  let countdown = null;
+  let checkedSession = false;
+
+  const live = new Live({
+    url: wsURL(),
+    onFrame: (frame) => store.apply(frame),
+    onState: (state, info) => {
+      if (liveEl) {
+        liveEl.dataset.state = state;
+        const label = state === "live" ? "Live" : state === "down" ? "Offline" : "Connecting";
+        liveLabel.textContent = label;
+        liveEl.title = state === "live" ? "Live updates are on" : "Live updates are paused";
+      }
+      clearInterval(countdown);
+      if (state === "down") {
+        banner.hidden = false;
+        const tick = () => {
+          const s = Math.max(0, Math.ceil((info.retryAt - Date.now()) / 1000));
+          bannerText.textContent = s > 0 ? `next try in ${s} s` : "trying now…";
+        };
+        tick();
+        countdown = setInterval(tick, 1000);
+        // A connection refused while the server answers usually means the
+        // login expired; the API call then leads to the login page.
+        if (!info.wasOpen && !checkedSession) {
+          checkedSession = true;
+          get("/api/settings").catch(() => {});
+        }
+      } else if (state === "live") {
+        banner.hidden = true;
+        checkedSession = false;
+      }
+    },
+  });
+  document.getElementById("reconnect-now").addEventListener("click", () => live.retryNow());
+  window.addEventListener("online", () => live.retryNow());
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") {
+      live.retryNow();
+    }
+  });
+  live.start();
+
+  setupLogout();
+  showVersion();
+  setInterval(refreshTimes, 30000);
+  return { store, live, tokenModal, accessModal };
+}
+
+// promptOnFailure opens the right prompt when a download has just failed
+// for want of a token or a licence; an old failure in a snapshot does not.
+function promptOnFailure(d, prev, tokenModal, accessModal) {
+  if (d.status !== "failed" || !d.error || (prev && prev.status === "failed")) {
+    return;
+  }
+  if (d.error.code === "hf_token_required") {
+    tokenModal.open({ presetId: d.preset_id, presetName: d.preset_name, reason: "revoked" });
+  } else if (d.error.code === "hf_access_denied" && !tokenModal.modal.isOpen) {
+    accessModal.open(d);
+  }
+}
+
+// setupLogout shows Log out only when a password is in use. The session
+// cookie is HttpOnly, so the page asks the server instead: a request without
+// the cookie is sent to /login (a redirect) exactly when a password is set.
+// It is a HEAD that follows no redirect, so it costs a few bytes and never
+// logs an error in the console.
+async function setupLogout() {
+  const btn = document.getElementById("logout");
+  if (!btn) {
+    return;
+  }
+  btn.addEventListener("click", async () => {
+    btn.disabled = true;
+    try {
+      await post("/api/logout");
+    } catch {
+      // Going to the login page is what matters.
+    }
+    location.assign("/login");
+  });
+  try {
+    const res = await fetch("/", { method: "HEAD", credentials: "omit", redirect: "manual", cache: "no-store" });
+    btn.hidden = !(res.type === "opaqueredirect" || res.status === 401);
+  } catch {
+    btn.hidden = true;
+  }
+}
+
+async function showVersion() {
+  const el = document.getElementById("version");
+  if (!el) {
+    return;
+  }
+  try {
+    const h = await get("/api/health");
+    el.textContent = `dashboard ${h.version}`;
+  } catch {
+    el.textContent = "";
+  }
+}
+
+function refreshTimes() {
+  for (const t of document.querySelectorAll("time[data-relative]")) {
+    t.textContent = formatRelative(t.getAttribute("datetime"));
+  }
+}
