@@ -279,7 +279,7 @@ func (m *Manager) withState(p Preset, active map[string]string) Preset {
 		f.Installed = m.installed(*f)
 		if f.Installed {
 			installed++
-		} else if _, err := os.Stat(m.finalPath(*f) + ".part"); err == nil {
+		} else if st, err := os.Stat(m.finalPath(*f) + ".part"); err == nil && st.Size() > 0 {
 			partial = true
 		}
 	}

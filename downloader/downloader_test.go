@@ -670,6 +670,13 @@ func TestHTTPErrors(t *testing.T) {
 			if exists(filepath.Join(e.models, "x/f.bin")) {
 				t.Error("a final file appeared")
 			}
+			// No bytes came, so no empty .part may make the preset look partly installed.
+			if exists(filepath.Join(e.models, "x/f.bin.part")) {
+				t.Error("an empty .part was left behind")
+			}
+			if p, _ := e.m.Preset("P"); p.Status != PresetMissing {
+				t.Errorf("preset status %q after a failed first attempt, want missing", p.Status)
+			}
 		})
 	}
 }

@@ -423,8 +423,16 @@ func (m *Manager) attempt(ctx context.Context, d *download, f PresetFile, u *url
 		return false, diskError("open "+f.Path+".part", err)
 	}
 	defer func() {
-		if file != nil {
-			file.Close()
+		if file == nil {
+			return
+		}
+		file.Close()
+		// An attempt that ended with nothing on disk leaves no empty .part:
+		// it would make the preset look partly installed.
+		if err != nil {
+			if fi, serr := os.Stat(part); serr == nil && fi.Size() == 0 {
+				os.Remove(part)
+			}
 		}
 	}()
 	info, err := file.Stat()
