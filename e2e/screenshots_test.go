@@ -240,6 +240,16 @@ func TestScreenshots(t *testing.T) {
 			tb.waitFor("the modal closed", `!document.getElementById("token-modal").open`)
 		}
 	}
+	// The narrowest phone the UI must serve: every page still fits.
+	tb.do("375 px", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile))
+	for _, p := range pages {
+		tb.navigate(d.url(p.path))
+		if p.name != "login" {
+			tb.waitLive()
+		}
+		tb.waitFor(p.name+" ready at 375 px", p.ready)
+		noOverflow(p.name+" at 375 px", 375)
+	}
 	// Settings with a saved token.
 	d.mustAPI("POST", "/api/settings/hf-token", map[string]any{"token": goodToken}, http.StatusOK, nil)
 	for _, width := range []int64{1280, 390} {
