@@ -6,8 +6,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -146,7 +144,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	if err != nil {
 		return fmt.Errorf("start comfyui watcher: %w", err)
 	}
-	sessionKey, err := sessionKey(ctx, store)
+	sessionKey, err := server.SessionKey(ctx, store)
 	if err != nil {
 		return err
 	}
@@ -261,25 +259,4 @@ type cronLogger struct{ log *slog.Logger }
 func (l cronLogger) Info(msg string, kv ...any) { l.log.Debug("cron: "+msg, kv...) }
 func (l cronLogger) Error(err error, msg string, kv ...any) {
 	l.log.Error("cron: "+msg, append(kv, "err", err)...)
-}
-
-// sessionKey returns the key that signs login cookies, made once and kept in
-// the database so logins survive restarts.
-func sessionKey(ctx context.Context, store *db.Store) ([]byte, error) {
-	const key = "session_key"
-	v, ok, err := store.Setting(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("read session key: %w", err)
-	}
-	if b, err := hex.DecodeString(v); ok && err == nil && len(b) == 32 {
-		return b, nil
-	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("make session key: %w", err)
-	}
-	if err := store.SetSettings(ctx, map[string]string{key: hex.EncodeToString(b)}); err != nil {
-		return nil, fmt.Errorf("save session key: %w", err)
-	}
-	return b, nil
 }

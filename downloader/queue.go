@@ -268,10 +268,10 @@ func (m *Manager) Cancel(id int64) (Download, error) {
 		now := m.cfg.Now().UTC()
 		d.status, d.completedAt = StatusCancelled, &now
 		snap := d.snapshotLocked()
-		m.events.push(snap, false)
 		m.mu.Unlock()
 		m.removeParts(d.preset)
 		m.finishHistory(d, snap)
+		m.publishFinal(snap)
 		m.log.Info("download cancelled", "download_id", id, "preset_id", d.preset.ID, "while", "queued")
 		close(d.done)
 		return snap, nil
@@ -429,10 +429,10 @@ func (m *Manager) runDownload(ctx context.Context, d *download) {
 	d.status, d.err, d.completedAt, d.currentFile = status, derr, &now, ""
 	d.cancel(nil)
 	snap := d.snapshotLocked()
-	m.events.push(snap, false)
 	m.mu.Unlock()
 
 	m.finishHistory(d, snap)
+	m.publishFinal(snap)
 	details := map[string]any{
 		"preset_id":        d.preset.ID,
 		"download_id":      d.id,
@@ -455,6 +455,16 @@ func (m *Manager) runDownload(ctx context.Context, d *download) {
 		m.log.Warn("download failed", "download_id", d.id, "preset_id", d.preset.ID, "code", derr.Code, "err", derr.Message)
 	}
 	close(d.done)
+}
+
+// publishFinal announces a download's end. It comes after finishHistory, so
+// a client that sees the frame and asks for the history finds the row ended.
+// Nothing else is published for a download once it has ended, so the order
+// of its frames holds.
+func (m *Manager) publishFinal(snap Download) {
+	m.mu.Lock()
+	m.events.push(snap, false)
+	m.mu.Unlock()
 }
 
 // finishHistory writes the end of a download to download_history. It runs

@@ -1,9 +1,16 @@
 package server
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync/atomic"
+
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"dashboard/db"
 	"encoding/base64"
 	"encoding/binary"
 	"net/http"
@@ -42,7 +49,7 @@ var publicExt = map[string]bool{".css": true, ".js": true, ".svg": true, ".ico":
 // guard holds the password check and the record of failed attempts.
 type guard struct {
 	pwHash [32]byte
-	key    []byte
+	key    atomic.Pointer[[]byte] // replaced on logout, which ends every session
 	now    func() time.Time
 
 	mu       sync.Mutex
@@ -56,7 +63,9 @@ type failures struct {
 }
 
 func newGuard(password string, key []byte) *guard {
-	return &guard{pwHash: sha256.Sum256([]byte(password)), key: key, now: time.Now, failures: map[string]*failures{}}
+	g := &guard{pwHash: sha256.Sum256([]byte(password)), now: time.Now, failures: map[string]*failures{}}
+	g.key.Store(&key)
+	return g
 }
 
 // matches compares in constant time; hashing first makes the length of the
@@ -121,7 +130,7 @@ func (g *guard) token(exp time.Time) string {
 }
 
 func (g *guard) mac(exp []byte) []byte {
-	m := hmac.New(sha256.New, g.key)
+	m := hmac.New(sha256.New, *g.key.Load())
 	m.Write(exp)
 	m.Write(g.pwHash[:])
 	return m.Sum(nil)
@@ -138,35 +147,52 @@ func (g *guard) validToken(v string) bool {
 	return g.now().Unix() < int64(binary.BigEndian.Uint64(raw[:8]))
 }
 
-// authenticated accepts a valid session cookie or "Authorization: Bearer <password>".
-func (g *guard) authenticated(c *fiber.Ctx) (ok, triedBearer bool) {
-	if v := c.Cookies(sessionCookie); v != "" && g.validToken(v) {
-		return true, false
+// validCookie reports whether the request carries a live session cookie.
+func (g *guard) validCookie(c *fiber.Ctx) bool {
+	v := c.Cookies(sessionCookie)
+	return v != "" && g.validToken(v)
+}
+
+// clientKey names the client for the wrong-password count. Behind the pod's
+// proxy every request comes from the proxy's address, so there the last
+// X-Forwarded-For entry (the one the proxy itself added, which a client
+// cannot forge) names the client; otherwise one stranger could lock the
+// owner out.
+func clientKey(c *fiber.Ctx) string {
+	peer := c.Context().RemoteIP()
+	xff := c.Get(fiber.HeaderXForwardedFor)
+	if xff == "" || peer == nil || !(peer.IsLoopback() || peer.IsPrivate()) {
+		return c.IP()
 	}
-	if h := c.Get(fiber.HeaderAuthorization); strings.HasPrefix(h, "Bearer ") {
-		return g.matches(strings.TrimPrefix(h, "Bearer ")), true
+	parts := strings.Split(xff, ",")
+	if last := strings.TrimSpace(parts[len(parts)-1]); last != "" {
+		return last
 	}
-	return false, false
+	return c.IP()
 }
 
 // requireLogin lets a request through when no password is set, when it is
 // public, or when it is authenticated.
 func (s *Server) requireLogin(c *fiber.Ctx) error {
-	if s.guard == nil || publicPaths[c.Path()] || publicExt[path.Ext(c.Path())] {
+	if s.guard == nil || publicPaths[c.Path()] || (!isAPIPath(c.Path()) && publicExt[path.Ext(c.Path())]) {
 		return c.Next()
 	}
-	ok, bearer := s.guard.authenticated(c)
-	if ok {
+	if s.guard.validCookie(c) {
 		return c.Next()
 	}
-	if bearer {
-		if locked, wait := s.guard.locked(c.IP()); locked {
+	if h := c.Get(fiber.HeaderAuthorization); strings.HasPrefix(h, "Bearer ") {
+		// A locked-out client gets no answer about any guess, right or wrong.
+		client := clientKey(c)
+		if locked, wait := s.guard.locked(client); locked {
 			return tooMany(c, wait)
 		}
-		if s.guard.fail(c.IP()) {
-			s.log.Warn("too many wrong passwords; client locked out", "ip", c.IP(), "for", lockout.String())
+		if s.guard.matches(strings.TrimPrefix(h, "Bearer ")) {
+			return c.Next()
+		}
+		if s.guard.fail(client) {
+			s.log.Warn("too many wrong passwords; client locked out", "client", client, "for", lockout.String())
 		} else {
-			s.log.Warn("wrong password in Authorization header", "ip", c.IP())
+			s.log.Warn("wrong password in Authorization header", "client", client)
 		}
 	}
 	if strings.HasPrefix(c.Path(), "/api/") || c.Path() == "/ws" {
@@ -188,7 +214,8 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	if s.guard == nil {
 		return c.JSON(fiber.Map{"ok": true, "password_required": false})
 	}
-	if locked, wait := s.guard.locked(c.IP()); locked {
+	client := clientKey(c)
+	if locked, wait := s.guard.locked(client); locked {
 		return tooMany(c, wait)
 	}
 	var b loginBody
@@ -196,24 +223,34 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 		return err
 	}
 	if !s.guard.matches(b.Password) {
-		if s.guard.fail(c.IP()) {
-			s.log.Warn("too many wrong passwords; client locked out", "ip", c.IP(), "for", lockout.String())
+		if s.guard.fail(client) {
+			s.log.Warn("too many wrong passwords; client locked out", "client", client, "for", lockout.String())
 		} else {
-			s.log.Warn("wrong password at login", "ip", c.IP())
+			s.log.Warn("wrong password at login", "client", client)
 		}
 		return errorf(http.StatusUnauthorized, "wrong_password", "That password is not right.")
 	}
-	s.guard.succeed(c.IP())
+	s.guard.succeed(client)
 	exp := s.guard.now().Add(sessionTTL)
 	c.Cookie(&fiber.Cookie{
 		Name: sessionCookie, Value: s.guard.token(exp), Path: "/", Expires: exp,
 		HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode, Secure: isHTTPS(c),
 	})
-	s.log.Info("logged in", "ip", c.IP())
+	s.log.Info("logged in", "client", client)
 	return c.JSON(fiber.Map{"ok": true, "password_required": true})
 }
 
+// handleLogout ends the session: a logged-in browser's logout replaces the
+// signing key, so every copy of every session cookie stops working.
 func (s *Server) handleLogout(c *fiber.Ctx) error {
+	if s.guard != nil && s.guard.validCookie(c) {
+		key, err := NewSessionKey(c.UserContext(), s.cfg.Store)
+		if err != nil {
+			return err
+		}
+		s.guard.key.Store(&key)
+		s.log.Info("logged out; every session ended", "client", clientKey(c))
+	}
 	c.Cookie(&fiber.Cookie{
 		Name: sessionCookie, Value: "", Path: "/", Expires: time.Unix(1, 0), MaxAge: -1,
 		HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode, Secure: isHTTPS(c),
@@ -246,12 +283,43 @@ func (s *Server) crossSite(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+const sessionKeySetting = "session_key"
+
+// SessionKey returns the key that signs session cookies, made once and kept
+// in the database so logins survive restarts.
+func SessionKey(ctx context.Context, store *db.Store) ([]byte, error) {
+	v, ok, err := store.Setting(ctx, sessionKeySetting)
+	if err != nil {
+		return nil, fmt.Errorf("read session key: %w", err)
+	}
+	if b, err := hex.DecodeString(v); ok && err == nil && len(b) == 32 {
+		return b, nil
+	}
+	return NewSessionKey(ctx, store)
+}
+
+// NewSessionKey makes and saves a new signing key.
+func NewSessionKey(ctx context.Context, store *db.Store) ([]byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("make session key: %w", err)
+	}
+	if err := store.SetSettings(ctx, map[string]string{sessionKeySetting: hex.EncodeToString(b)}); err != nil {
+		return nil, fmt.Errorf("save session key: %w", err)
+	}
+	return b, nil
+}
+
 // securityHeaders sets the headers every answer carries.
 func securityHeaders(c *fiber.Ctx) error {
+	setSecurityHeaders(c)
+	return c.Next()
+}
+
+func setSecurityHeaders(c *fiber.Ctx) {
 	h := &c.Response().Header
 	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
-	return c.Next()
 }

@@ -144,6 +144,11 @@ func TestWrongPasswordsAreRateLimited(t *testing.T) {
 	if status, _ := e.callWith(t, "GET", "/api/settings", "", map[string]string{"Authorization": "Bearer guess"}, nil); status != 429 {
 		t.Fatalf("bearer during lockout: %d", status)
 	}
+	// The right password gets no different answer during a lockout, or the
+	// lockout would tell a guesser when a guess was right.
+	if status, _ := e.callWith(t, "GET", "/api/settings", "", map[string]string{"Authorization": "Bearer " + password}, nil); status != 429 {
+		t.Fatalf("right bearer during lockout: %d", status)
+	}
 	if !strings.Contains(logs.String(), "locked out") {
 		t.Fatalf("no log line for the lockout:\n%s", logs.String())
 	}
@@ -193,8 +198,18 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 
 func TestSecurityHeaders(t *testing.T) {
 	e := start(t, options{})
-	for _, p := range []string{"/api/settings", "/api/nope"} {
-		resp, err := http.Get(e.URL + p)
+	big := strings.NewReader(`{"title":"` + strings.Repeat("a", 70<<10) + `"}`)
+	for _, p := range []string{"/api/settings", "/api/nope", "POST /api/activity"} {
+		var resp *http.Response
+		var err error
+		if strings.HasPrefix(p, "POST ") {
+			resp, err = http.Post(e.URL+strings.TrimPrefix(p, "POST "), "application/json", big)
+			if err == nil && resp.StatusCode != 413 {
+				t.Fatalf("oversize body: %d", resp.StatusCode)
+			}
+		} else {
+			resp, err = http.Get(e.URL + p)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,6 +225,64 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 		if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
 			t.Errorf("%s: headers %v", p, resp.Header)
+		}
+	}
+}
+
+func TestBearerGuessesAreRateLimited(t *testing.T) {
+	e := start(t, options{password: password, sessionKey: key})
+	for i := 0; i < 5; i++ {
+		if status, _ := e.callWith(t, "GET", "/api/settings", "", map[string]string{"Authorization": "Bearer wrong"}, nil); status != 401 {
+			t.Fatalf("guess %d: %d", i, status)
+		}
+	}
+	if status, _ := e.callWith(t, "GET", "/api/settings", "", map[string]string{"Authorization": "Bearer " + password}, nil); status != 429 {
+		t.Fatalf("right bearer after 5 wrong ones: %d", status)
+	}
+}
+
+// Behind the pod's proxy every request comes from one address: the client
+// the proxy names is locked out, not everyone.
+func TestLockoutIsPerClientBehindTheProxy(t *testing.T) {
+	e := start(t, options{password: password, sessionKey: key})
+	for i := 0; i < 5; i++ {
+		// A client cannot choose its key by adding entries in front.
+		xff := "10.9.9." + itoa(int64(i)) + ", 203.0.113.7"
+		if resp, _ := login(t, e, "wrong", map[string]string{"X-Forwarded-For": xff}); resp.StatusCode != 401 {
+			t.Fatalf("attempt %d: %d", i, resp.StatusCode)
+		}
+	}
+	if resp, _ := login(t, e, password, map[string]string{"X-Forwarded-For": "203.0.113.7"}); resp.StatusCode != 429 {
+		t.Fatalf("the guessing client is not locked out: %d", resp.StatusCode)
+	}
+	if resp, cookie := login(t, e, password, map[string]string{"X-Forwarded-For": "198.51.100.4"}); resp.StatusCode != 200 || cookie == "" {
+		t.Fatalf("the owner, from another address, is locked out too: %d", resp.StatusCode)
+	}
+}
+
+func TestLogoutEndsTheSessionEverywhere(t *testing.T) {
+	e := start(t, options{password: password, sessionKey: key})
+	_, cookie := login(t, e, password, nil)
+	_, other := login(t, e, password, nil)
+	hdr := map[string]string{"Cookie": "dashboard_session=" + cookie}
+	if status, _ := e.callWith(t, "POST", "/api/logout", "", hdr, nil); status != 200 {
+		t.Fatalf("logout: %d", status)
+	}
+	for _, c := range []string{cookie, other} {
+		if status, _ := e.callWith(t, "GET", "/api/settings", "", map[string]string{"Cookie": "dashboard_session=" + c}, nil); status != 401 {
+			t.Fatalf("a copied cookie still works after logout: %d", status)
+		}
+	}
+	if _, fresh := login(t, e, password, nil); fresh == "" {
+		t.Fatal("cannot log in again after logout")
+	}
+}
+
+func TestAPIPathsNeverPassAsStaticFiles(t *testing.T) {
+	e := start(t, options{password: password, sessionKey: key})
+	for _, p := range []string{"/api/presets/X.js", "/api/settings.css", "/api/downloads/history.png"} {
+		if status, raw := e.call(t, "GET", p, "", nil); status != 401 {
+			t.Errorf("%s without a password: %d %s", p, status, raw)
 		}
 	}
 }

@@ -42,6 +42,9 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if e.Status >= 500 && e.Code == "internal" {
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
 	}
+	// Errors fasthttp raises before any middleware (an oversized body)
+	// still carry the security headers.
+	setSecurityHeaders(c)
 	var body envelope
 	body.Error.Code, body.Error.Message = e.Code, e.Message
 	return c.Status(e.Status).JSON(body)

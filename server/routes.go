@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -42,10 +43,23 @@ func (s *Server) routes() {
 
 	a.Get("/ws", s.checkOrigin, s.handleWS())
 
-	a.Use("/api", func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+	// Everything else is a page or a static file; /api and /ws paths fall
+	// through to Fiber's own answer, 405 when another method has the path,
+	// else 404.
 	if s.cfg.UI != nil {
-		a.Use(s.cfg.UI)
+		a.Use(func(c *fiber.Ctx) error {
+			if isAPIPath(c.Path()) {
+				return c.Next()
+			}
+			return s.cfg.UI(c)
+		})
 	}
+}
+
+// isAPIPath reports whether p belongs to the API or the WebSocket rather than
+// to the pages.
+func isAPIPath(p string) bool {
+	return p == "/api" || strings.HasPrefix(p, "/api/") || p == "/ws" || strings.HasPrefix(p, "/ws/")
 }
 
 func (s *Server) handleHealth(c *fiber.Ctx) error {

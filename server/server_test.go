@@ -335,6 +335,8 @@ func TestErrorEnvelope(t *testing.T) {
 		{"install unknown preset", "POST", "/api/presets/NOPE/install", "", 404, "not_found"},
 		{"cancel unknown download", "POST", "/api/downloads/999/cancel", "", 404, "not_found"},
 		{"ws without upgrade", "GET", "/ws", "", 426, "upgrade_required"},
+		{"wrong method", "GET", "/api/activity/clear", "", 405, "method_not_allowed"},
+		{"wrong method on settings", "PUT", "/api/settings", `{"theme":"light"}`, 405, "method_not_allowed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -85,15 +85,18 @@ func TestTokenHuggingFaceUnreachable(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer down.Close()
-	for name, endpoint := range map[string]string{"503": down.URL, "refused": "http://127.0.0.1:1"} {
+	for name, endpoint := range map[string]string{"503": down.URL, "refused": "http://127.0.0.1:1", "mirror with credentials": "http://mirroruser:mirrorpass@127.0.0.1:1"} {
 		t.Run(name, func(t *testing.T) {
 			e := start(t, options{hfEndpoint: endpoint})
 			var env struct {
 				Error struct{ Code, Message string } `json:"error"`
 			}
-			status, _ := e.call(t, "POST", "/api/settings/hf-token", `{"token":"`+goodToken+`"}`, &env)
+			status, raw := e.call(t, "POST", "/api/settings/hf-token", `{"token":"`+goodToken+`"}`, &env)
 			if status != 502 || env.Error.Code != "hf_unreachable" {
 				t.Fatalf("save: %d %+v", status, env)
+			}
+			if strings.Contains(raw, "mirrorpass") || strings.Contains(e.Logs.String(), "mirrorpass") {
+				t.Fatalf("the endpoint's password leaked: %s", raw)
 			}
 			status, _ = e.call(t, "POST", "/api/settings/hf-token/test", `{"token":"`+goodToken+`"}`, &env)
 			if status != 502 || env.Error.Code != "hf_unreachable" {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,7 +98,8 @@ type Config struct {
 
 // Service reads and changes settings.
 type Service struct {
-	cfg Config
+	cfg           Config
+	shownEndpoint string // the endpoint as logs and messages may show it
 
 	// envUser caches the username of the HF_TOKEN fallback once a test
 	// has shown it; it is not stored because the env token is not ours.
@@ -114,7 +116,11 @@ func New(cfg Config) *Service {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	cfg.HFEndpoint = strings.TrimRight(cfg.HFEndpoint, "/")
-	return &Service{cfg: cfg}
+	shown := cfg.HFEndpoint
+	if u, err := url.Parse(cfg.HFEndpoint); err == nil {
+		shown = u.Redacted() // a mirror's user:password stays out of messages
+	}
+	return &Service{cfg: cfg, shownEndpoint: shown}
 }
 
 // Token returns the token downloads should use: the saved one, else HF_TOKEN,
@@ -308,8 +314,8 @@ func (s *Service) whoami(ctx context.Context, token string) (TokenCheck, error) 
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
 		// The error names only the URL, never the header, but keep it short.
-		s.cfg.Logger.Warn("huggingface whoami failed", "endpoint", s.cfg.HFEndpoint, "err", errors.Unwrap(err))
-		return TokenCheck{}, fmt.Errorf("%w: no answer from %s", ErrUnreachable, s.cfg.HFEndpoint)
+		s.cfg.Logger.Warn("huggingface whoami failed", "endpoint", s.shownEndpoint, "err", errors.Unwrap(err))
+		return TokenCheck{}, fmt.Errorf("%w: no answer from %s", ErrUnreachable, s.shownEndpoint)
 	}
 	defer resp.Body.Close()
 	switch {
