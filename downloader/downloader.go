@@ -52,6 +52,8 @@ var (
 	ErrTokenRequired = errors.New("huggingface token required")
 	ErrFinished      = errors.New("download already finished")
 	ErrNotRetryable  = errors.New("download cannot be retried")
+	// ErrAlreadyInstalled: every file of the preset is in place already.
+	ErrAlreadyInstalled = errors.New("already installed")
 )
 
 // Config wires a Manager. Zero values get the defaults noted.

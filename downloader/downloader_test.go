@@ -526,13 +526,19 @@ func TestInstallCompletes(t *testing.T) {
 		t.Errorf("first frames = %+v", fs[:2])
 	}
 
-	// Installing it again finds nothing to fetch and completes at once.
-	again := e.wait(e.install("TWO").ID)
-	if again.Status != StatusCompleted || len(rc.gets("/org/repo/resolve/main/model.safetensors")) != 1 {
-		t.Errorf("second install = %+v", again)
+	// Installing it again is refused: nothing to fetch, nothing recorded.
+	nActs := len(e.rec.all())
+	if _, err := e.m.Install(context.Background(), "TWO"); !errors.Is(err, ErrAlreadyInstalled) {
+		t.Errorf("second install: %v, want ErrAlreadyInstalled", err)
 	}
-	if got := e.m.Downloads(); len(got) != 2 || got[0].ID != q.ID {
-		t.Errorf("downloads = %+v", got)
+	if len(rc.gets("/org/repo/resolve/main/model.safetensors")) != 1 || len(e.rec.all()) != nActs {
+		t.Error("a second install fetched or recorded something")
+	}
+	e.hist.mu.Lock()
+	rows := len(e.hist.rows)
+	e.hist.mu.Unlock()
+	if got := e.m.Downloads(); len(got) != 1 || got[0].ID != q.ID || rows != 1 {
+		t.Errorf("downloads = %+v, history rows %d", got, rows)
 	}
 }
 
@@ -1381,3 +1387,67 @@ func TestRunTwiceRefused(t *testing.T) {
 }
 
 var _ io.Reader = (*slowReader)(nil)
+
+// A preset that names an exact byte count gets a file of that size or an
+// error; a file of another size would never count as installed.
+func TestExactSizeMismatchRefused(t *testing.T) {
+	data := bytes.Repeat([]byte("x"), 100000)
+	for name, chunked := range map[string]bool{"with Content-Length": false, "chunked": true} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if chunked {
+					w.Write(data[:50000])
+					w.(http.Flusher).Flush()
+					w.Write(data[50000:])
+					return
+				}
+				w.Header().Set("Content-Length", "100000")
+				w.Write(data)
+			}))
+			defer srv.Close()
+			yaml := strings.Replace(onePreset("P", "a/exact.bin", hfURL("exact.bin"), ""), "size: 1MB", "size: 99999", 1)
+			e := newEnv(t, srv.URL, yaml, envOpts{})
+			d := e.wait(e.install("P").ID)
+			if d.Status != StatusFailed || d.Error == nil || d.Error.Code != CodeSizeMismatch || !strings.Contains(d.Error.Message, "99999") {
+				t.Fatalf("download = %+v %+v", d, d.Error)
+			}
+			if exists(filepath.Join(e.models, "a/exact.bin")) || exists(filepath.Join(e.models, "a/exact.bin.part")) {
+				t.Fatal("a file of the wrong size was left in the models folder")
+			}
+		})
+	}
+}
+
+// A server that cannot resume and keeps dropping the connection at the same
+// point is given up on, not retried forever.
+func TestDroppingServerWithoutResumeGivesUp(t *testing.T) {
+	rc := &recorder{}
+	srv := httptest.NewServer(rc.wrap(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000000")
+		w.Write(bytes.Repeat([]byte("y"), 300000))
+		// then the handler returns: the body is cut short, every time
+	}))
+	defer srv.Close()
+	e := newEnv(t, srv.URL, onePreset("P", "a/f.bin", hfURL("f.bin"), ""), envOpts{cfg: func(c *Config) { c.MaxRetries = 3 }})
+	d := e.wait(e.install("P").ID)
+	if d.Status != StatusFailed || d.Error.Code != CodeNetwork {
+		t.Fatalf("download = %+v %+v", d, d.Error)
+	}
+	if n := len(rc.gets("/org/repo/resolve/main/f.bin")); n > 6 {
+		t.Fatalf("%d attempts for a server that never gets further", n)
+	}
+}
+
+func TestFinishedDownloadsAreCapped(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }))
+	defer srv.Close()
+	e := newEnv(t, srv.URL, onePreset("P", "a/f.bin", hfURL("f.bin"), ""), envOpts{})
+	var last Download
+	for range keepFinished + 5 {
+		last = e.wait(e.install("P").ID)
+	}
+	got := e.m.Downloads()
+	if len(got) != keepFinished || got[len(got)-1].ID != last.ID {
+		t.Fatalf("%d downloads kept (last %d), want the newest %d", len(got), got[len(got)-1].ID, keepFinished)
+	}
+}

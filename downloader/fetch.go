@@ -364,9 +364,13 @@ func (m *Manager) fetchFile(ctx context.Context, d *download, f PresetFile) erro
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return diskError("create "+filepath.Dir(f.Path), err)
 	}
-	failures := 0
+	failures, best := 0, int64(-1)
 	for {
 		progressed, err := m.attempt(ctx, d, f, u, st)
+		// Only a .part longer than ever before is progress: a server that
+		// cannot resume and keeps dropping would otherwise be retried forever.
+		progressed = progressed && st.counted > best
+		best = max(best, st.counted)
 		if err == nil {
 			return nil
 		}
@@ -548,6 +552,12 @@ func (m *Manager) attempt(ctx context.Context, d *download, f PresetFile, u *url
 	} else if v := resp.Header.Get("Last-Modified"); v != "" {
 		m.setValidator(f.Path, v)
 	}
+	if f.exact && total >= 0 && total != f.SizeBytes {
+		// The preset names an exact size: a file of another size would land
+		// but never count as installed, and be fetched again on every Install.
+		return false, &fetchError{code: CodeSizeMismatch, msg: fmt.Sprintf(
+			"%s: the server's file is %d bytes but the preset says %d; the preset may be out of date", f.Path, total, f.SizeBytes)}
+	}
 	if total >= 0 {
 		d.bytesTotal.Add(total - st.sized)
 		st.sized = total
@@ -574,6 +584,15 @@ func (m *Manager) attempt(ctx context.Context, d *download, f PresetFile, u *url
 			return progressed, &fetchError{code: CodeNetwork, transient: true,
 				msg: fmt.Sprintf("%s: the connection closed after %d of %d bytes", f.Path, have+written, total)}
 		}
+	}
+
+	if f.exact && have+written != f.SizeBytes { // the server sent no length up front
+		os.Remove(part)
+		d.bytesDone.Add(-st.counted)
+		st.counted, st.hashed = 0, 0
+		st.h.Reset()
+		return progressed, &fetchError{code: CodeSizeMismatch, msg: fmt.Sprintf(
+			"%s: the server's file is %d bytes but the preset says %d; the preset may be out of date", f.Path, have+written, f.SizeBytes)}
 	}
 
 	syncStart := time.Now()

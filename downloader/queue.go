@@ -32,9 +32,10 @@ const (
 	CodeDiskSpace     = "insufficient_disk_space"
 	CodeNetwork       = "network"
 	CodeInterrupted   = "interrupted"
-	CodeHTTP          = "http_error" // an answer that is neither retryable nor one of the above
-	CodeDisk          = "disk_error" // writing the models folder failed
-	CodeCancelled     = "cancelled"  // only in activity details: the user stopped it
+	CodeHTTP          = "http_error"    // an answer that is neither retryable nor one of the above
+	CodeDisk          = "disk_error"    // writing the models folder failed
+	CodeCancelled     = "cancelled"     // only in activity details: the user stopped it
+	CodeSizeMismatch  = "size_mismatch" // the server's file is not the exact size the preset gives
 )
 
 // DownloadError says why a download failed.
@@ -140,6 +141,31 @@ func (m *Manager) Downloads() []Download {
 	return out
 }
 
+// keepFinished is how many ended downloads the live list keeps (and every
+// snapshot sends); older ones stay in download_history.
+const keepFinished = 100
+
+// pruneLocked forgets the oldest ended downloads beyond keepFinished.
+func (m *Manager) pruneLocked() {
+	ended := 0
+	for _, d := range m.downloads {
+		if d.status != StatusQueued && d.status != StatusDownloading {
+			ended++
+		}
+	}
+	if ended <= keepFinished {
+		return
+	}
+	drop := ended - keepFinished
+	m.downloads = slices.DeleteFunc(m.downloads, func(d *download) bool {
+		if drop > 0 && d.status != StatusQueued && d.status != StatusDownloading {
+			drop--
+			return true
+		}
+		return false
+	})
+}
+
 // Install queues the files of preset id that are not in place yet.
 func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 	m.mu.Lock()
@@ -173,7 +199,10 @@ func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 		missing = append(missing, f)
 		bytesTotal += f.SizeBytes
 	}
-	if len(missing) > 0 && m.cfg.Token(ctx) == "" {
+	if len(missing) == 0 {
+		return Download{}, fmt.Errorf("preset %q is already installed: every file is in place: %w", id, ErrAlreadyInstalled)
+	}
+	if m.cfg.Token(ctx) == "" {
 		if p.Gated {
 			return Download{}, fmt.Errorf("preset %q is gated on HuggingFace; set a HuggingFace token first: %w", id, ErrTokenRequired)
 		}
@@ -205,6 +234,7 @@ func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 	m.log.Info("download queued", "download_id", d.id, "preset_id", id, "files_missing", len(missing))
 	m.mu.Lock()
 	m.downloads = append(m.downloads, d)
+	m.pruneLocked()
 	m.queue = append(m.queue, d)
 	snap := d.snapshotLocked()
 	// Frames are queued under the lock so a worker's "downloading" can
@@ -464,6 +494,7 @@ func (m *Manager) runDownload(ctx context.Context, d *download) {
 func (m *Manager) publishFinal(snap Download) {
 	m.mu.Lock()
 	m.events.push(snap, false)
+	m.pruneLocked()
 	m.mu.Unlock()
 }
 

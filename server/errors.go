@@ -74,6 +74,8 @@ func (s *Server) classify(c *fiber.Ctx, err error) *apiError {
 		return &apiError{http.StatusNotFound, "not_found", sentence(err, db.ErrNotFound)}
 	case errors.Is(err, downloader.ErrAlreadyQueued):
 		return &apiError{http.StatusConflict, "already_queued", sentence(err, downloader.ErrAlreadyQueued)}
+	case errors.Is(err, downloader.ErrAlreadyInstalled):
+		return &apiError{http.StatusConflict, "already_installed", sentence(err, downloader.ErrAlreadyInstalled)}
 	case errors.Is(err, downloader.ErrTokenRequired):
 		return &apiError{http.StatusForbidden, "hf_token_required", sentence(err, downloader.ErrTokenRequired)}
 	case errors.Is(err, downloader.ErrFinished):
