@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -126,10 +127,12 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	cleanup(ctx)
 
 	// 4. Downloads that were running when the dashboard stopped have failed.
-	if n, err := store.MarkInterrupted(ctx); err != nil {
+	interrupted, err := store.MarkInterrupted(ctx)
+	if err != nil {
 		return fmt.Errorf("mark interrupted downloads: %w", err)
-	} else if n > 0 {
-		log.Warn("downloads interrupted by the last shutdown marked failed", "count", n)
+	}
+	if len(interrupted) > 0 {
+		log.Warn("downloads interrupted by the last shutdown marked failed", "count", len(interrupted))
 	}
 
 	dl, err := downloader.New(downloader.Config{
@@ -140,6 +143,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	if err != nil {
 		return fmt.Errorf("start downloader: %w", err)
 	}
+	recordInterrupted(ctx, acts, dl, interrupted, log)
 	watcher, err := comfyui.New(comfyui.Config{URL: cfg.ComfyUIURL, Recorder: acts, Prompts: store, Logger: log, Now: h.Now})
 	if err != nil {
 		return fmt.Errorf("start comfyui watcher: %w", err)
@@ -206,6 +210,28 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// recordInterrupted closes, in the activity log, the downloads the last run
+// did not finish: their "started" row would otherwise stand alone.
+func recordInterrupted(ctx context.Context, acts *activity.Log, dl *downloader.Manager, rows []db.DownloadRecord, log *slog.Logger) {
+	for _, r := range rows {
+		name := r.PresetID
+		if p, ok := dl.Preset(r.PresetID); ok {
+			name = p.Name
+		}
+		details, _ := json.Marshal(map[string]any{
+			"preset_id": r.PresetID, "download_id": r.ID,
+			"files": r.FilesCompleted, "files_total": r.FilesTotal,
+			"error": map[string]string{"code": "interrupted", "message": "the dashboard stopped while this download ran; retry it to resume"},
+		})
+		if _, err := acts.Record(ctx, db.Activity{
+			Type: db.TypeDownload, Status: db.StatusFailed,
+			Title: "Download interrupted: " + name, Subtitle: r.PresetID, Details: details,
+		}); err != nil {
+			log.Error("record interrupted download", "download_id", r.ID, "err", err)
+		}
+	}
 }
 
 // makeDirs creates the folders the dashboard writes to; the data folder holds

@@ -136,8 +136,12 @@ func TestRestartKeepsStateAndCleansUp(t *testing.T) {
 	base := "http://" + p.addr
 	var acts struct{ Activity []db.Activity }
 	getJSON(t, base+"/api/activity", &acts)
-	if len(acts.Activity) != 1 || acts.Activity[0].Title != "recent one" {
+	if len(acts.Activity) != 2 || acts.Activity[1].Title != "recent one" {
 		t.Fatalf("activity after start: %+v", acts.Activity)
+	}
+	// The interrupted download is closed in the log too, not left "started".
+	if a := acts.Activity[0]; a.Type != "download" || a.Status != "failed" || a.Subtitle != "FLUX_SCHNELL" || !strings.Contains(string(a.Details), `"interrupted"`) {
+		t.Fatalf("no failed row for the interrupted download: %+v", a)
 	}
 	var hist struct{ History []db.DownloadRecord }
 	getJSON(t, base+"/api/downloads/history", &hist)

@@ -1,10 +1,12 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -146,23 +148,35 @@ func scanDownload(row interface{ Scan(...any) error }) (DownloadRecord, error) {
 
 const sqlMarkInterrupted = `UPDATE download_history
 SET status = ?, error_message = 'interrupted', completed_at = ?
-WHERE status = ?`
+WHERE status = ?
+RETURNING id, preset_id, status, error_message, files_completed, files_total, started_at, completed_at`
 
 // MarkInterrupted fails every download still "downloading": at startup those
 // are the ones the previous process did not finish (they are not resumed).
-func (s *Store) MarkInterrupted(ctx context.Context) (int64, error) {
+// It returns the rows it changed, oldest first, so the caller can say so in
+// the activity log.
+func (s *Store) MarkInterrupted(ctx context.Context) ([]DownloadRecord, error) {
 	now := formatTime(s.now())
-	var n int64
+	var out []DownloadRecord
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, sqlMarkInterrupted, DownloadFailed, now, DownloadRunning)
+		out = out[:0] // a retried transaction starts over
+		rows, err := tx.QueryContext(ctx, sqlMarkInterrupted, DownloadFailed, now, DownloadRunning)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanDownload(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
 	})
 	if err != nil {
-		return 0, fmt.Errorf("mark interrupted downloads: %w", err)
+		return nil, fmt.Errorf("mark interrupted downloads: %w", err)
 	}
-	return n, nil
+	slices.SortFunc(out, func(a, b DownloadRecord) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }

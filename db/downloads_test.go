@@ -85,9 +85,9 @@ func TestMarkInterrupted(t *testing.T) {
 
 	restart := start.Add(time.Hour)
 	clock.Set(restart)
-	n, err := s.MarkInterrupted(ctx)
-	if err != nil || n != 2 {
-		t.Fatalf("MarkInterrupted = %d, %v; want 2", n, err)
+	marked, err := s.MarkInterrupted(ctx)
+	if err != nil || len(marked) != 2 || marked[0].ID != a.ID || marked[1].ID != c.ID || marked[1].PresetID != "C" || marked[0].Status != DownloadFailed {
+		t.Fatalf("MarkInterrupted = %+v, %v; want rows A and C", marked, err)
 	}
 	for _, id := range []int64{a.ID, c.ID} {
 		got, _ := s.GetDownload(ctx, id)
@@ -99,8 +99,8 @@ func TestMarkInterrupted(t *testing.T) {
 	if got, _ := s.GetDownload(ctx, b.ID); !reflect.DeepEqual(got, finishedB) {
 		t.Errorf("finished row changed: %+v", got)
 	}
-	if n, _ := s.MarkInterrupted(ctx); n != 0 {
-		t.Errorf("second MarkInterrupted = %d", n)
+	if again, _ := s.MarkInterrupted(ctx); len(again) != 0 {
+		t.Errorf("second MarkInterrupted = %+v", again)
 	}
 }
 
