@@ -63,17 +63,31 @@ type InvalidError struct{ Reason string }
 
 func (e *InvalidError) Error() string { return e.Reason }
 
+// CheckType says why t is not an activity type, or returns nil.
+func CheckType(t string) error {
+	switch t {
+	case db.TypeDownload, db.TypeGeneration, db.TypeError:
+		return nil
+	}
+	return &InvalidError{fmt.Sprintf("type must be one of download, generation, error (got %q)", t)}
+}
+
+// CheckStatus says why s is not an activity status, or returns nil.
+func CheckStatus(s string) error {
+	switch s {
+	case db.StatusStarted, db.StatusCompleted, db.StatusFailed:
+		return nil
+	}
+	return &InvalidError{fmt.Sprintf("status must be one of started, completed, failed (got %q)", s)}
+}
+
 // Validate checks the fields a caller controls.
 func Validate(a db.Activity) error {
-	switch a.Type {
-	case db.TypeDownload, db.TypeGeneration, db.TypeError:
-	default:
-		return &InvalidError{fmt.Sprintf("type must be one of download, generation, error (got %q)", a.Type)}
+	if err := CheckType(a.Type); err != nil {
+		return err
 	}
-	switch a.Status {
-	case db.StatusStarted, db.StatusCompleted, db.StatusFailed:
-	default:
-		return &InvalidError{fmt.Sprintf("status must be one of started, completed, failed (got %q)", a.Status)}
+	if err := CheckStatus(a.Status); err != nil {
+		return err
 	}
 	if a.Title == "" {
 		return &InvalidError{"title is required"}

@@ -15,16 +15,13 @@ const maxPage = 500
 
 func (s *Server) handleActivityList(c *fiber.Ctx) error {
 	f := db.ActivityFilter{Type: c.Query("type"), Status: c.Query("status")}
-	if f.Type != "" || f.Status != "" {
-		// Validate the filter with the same rules as a new row.
-		probe := db.Activity{Type: f.Type, Status: f.Status, Title: "x"}
-		if probe.Type == "" {
-			probe.Type = db.TypeDownload
+	if f.Type != "" {
+		if err := activity.CheckType(f.Type); err != nil {
+			return errorf(http.StatusBadRequest, "invalid_query", "Filter %s.", err.Error())
 		}
-		if probe.Status == "" {
-			probe.Status = db.StatusStarted
-		}
-		if err := activity.Validate(probe); err != nil {
+	}
+	if f.Status != "" {
+		if err := activity.CheckStatus(f.Status); err != nil {
 			return errorf(http.StatusBadRequest, "invalid_query", "Filter %s.", err.Error())
 		}
 	}

@@ -329,6 +329,7 @@ func TestErrorEnvelope(t *testing.T) {
 		{"activity unknown field", "POST", "/api/activity", `{"type":"download","status":"started","title":"x","id":5}`, 400, "unknown_field"},
 		{"activity details not object", "POST", "/api/activity", `{"type":"download","status":"started","title":"x","details":[1]}`, 400, "invalid_activity"},
 		{"activity filter", "GET", "/api/activity?type=party", "", 400, "invalid_query"},
+		{"activity status filter", "GET", "/api/activity?status=done", "", 400, "invalid_query"},
 		{"activity limit", "GET", "/api/activity?limit=0", "", 400, "invalid_query"},
 		{"history before", "GET", "/api/downloads/history?before=abc", "", 400, "invalid_query"},
 		{"unknown preset", "GET", "/api/presets/NOPE", "", 404, "not_found"},

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,13 +12,15 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"dashboard/db"
+	"dashboard/downloader"
+	"dashboard/settings"
 )
 
 // Snapshot is the first frame a WebSocket client gets.
 type Snapshot struct {
-	Downloads any           `json:"downloads"`
-	Activity  []db.Activity `json:"activity"`
-	Settings  any           `json:"settings"`
+	Downloads []downloader.Download `json:"downloads"`
+	Activity  []db.Activity         `json:"activity"`
+	Settings  settings.View         `json:"settings"`
 }
 
 // takeSnapshot reads the state a new client starts from.
@@ -26,11 +29,11 @@ func (s *Server) takeSnapshot() (any, error) {
 	defer cancel()
 	rows, err := s.cfg.Store.ListActivity(ctx, db.ActivityFilter{Limit: 50})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("snapshot activity: %w", err)
 	}
 	view, err := s.cfg.Settings.View(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("snapshot settings: %w", err)
 	}
 	return Snapshot{Downloads: nonNil(s.cfg.Downloads.Downloads()), Activity: nonNil(rows), Settings: view}, nil
 }
