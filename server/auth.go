@@ -166,7 +166,7 @@ func clientKey(c *fiber.Ctx) string {
 	}
 	parts := strings.Split(xff, ",")
 	if last := strings.TrimSpace(parts[len(parts)-1]); last != "" {
-		return last
+		return strings.Clone(last) // kept in the failure map after the request's buffers are reused
 	}
 	return c.IP()
 }
