@@ -60,9 +60,9 @@ func New(cfg Config) *Server {
 		// Values from the request (params, headers) are copies, so one kept
 		// past the handler (a map key, a queued download's preset id) cannot
 		// change when fasthttp reuses its buffers.
-		Immutable: true,
-		ReadTimeout:           30 * time.Second,
-		IdleTimeout:           120 * time.Second,
+		Immutable:   true,
+		ReadTimeout: 30 * time.Second,
+		IdleTimeout: 120 * time.Second,
 	})
 	s.routes()
 	return s
