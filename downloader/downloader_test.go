@@ -275,11 +275,10 @@ type env struct {
 }
 
 type envOpts struct {
-	cfg     func(*Config)
-	hist    *fakeHistory
-	dir     string
-	noRun   bool
-	keepLog bool
+	cfg   func(*Config)
+	hist  *fakeHistory
+	dir   string
+	noRun bool
 }
 
 func newEnv(t *testing.T, endpoint string, presetsYAML string, o envOpts) *env {

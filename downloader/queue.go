@@ -64,11 +64,9 @@ type Download struct {
 	CompletedAt    *time.Time     `json:"completed_at"`
 }
 
-// errCancelled and errShutdown tell a running download why it was stopped.
-var (
-	errCancelled = errors.New("download cancelled")
-	errShutdown  = errors.New("dashboard shutting down")
-)
+// errCancelled tells a running download that the user stopped it (a
+// shutdown shows as the manager's context ending instead).
+var errCancelled = errors.New("download cancelled")
 
 // download is the live state of one Download. Fields under "guarded" belong
 // to Manager.mu; byte counters are atomics because the transfer updates them
