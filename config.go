@@ -1,6 +1,7 @@
 package main
 
 import (
+	"dashboard/model"
 	"errors"
 	"flag"
 	"fmt"
@@ -45,7 +46,7 @@ var options = []option{
 	{"hf-endpoint", "HF_ENDPOINT", "https://huggingface.co", "HuggingFace base URL (mirrors, tests)"},
 	{"comfyui-url", "COMFYUI_URL", "http://127.0.0.1:8188", "ComfyUI to watch for generations; empty turns watching off"},
 	{"password", "DASHBOARD_PASSWORD", "", "when set, every page, API call and WebSocket needs it"},
-	{"retention-days", "ACTIVITY_RETENTION_DAYS", "30", "activity older than this many days is deleted (1-3650); when given, it replaces the saved setting"},
+	{"retention-days", "ACTIVITY_RETENTION_DAYS", strconv.Itoa(model.DefaultRetentionDays), fmt.Sprintf("activity older than this many days is deleted (%d-%d); when given, it replaces the saved setting", model.MinRetentionDays, model.MaxRetentionDays)},
 	{"download-concurrency", "DOWNLOAD_CONCURRENCY", "1", "presets installed at the same time (1-8)"},
 	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
 }
@@ -129,11 +130,11 @@ func loadConfig(args []string, env func(string) (string, bool), out io.Writer) (
 	hf, _ := env("HF_TOKEN")
 	c.HFToken = strings.TrimSpace(hf)
 
-	c.RetentionDays = 30
+	c.RetentionDays = model.DefaultRetentionDays
 	if v, ok := get("retention-days"); ok {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 3650 {
-			return config{}, fmt.Errorf("retention-days must be a whole number from 1 to 3650, not %q", v)
+		if err != nil || !model.ValidRetentionDays(n) {
+			return config{}, fmt.Errorf("retention-days must be a whole number from %d to %d, not %q", model.MinRetentionDays, model.MaxRetentionDays, v)
 		}
 		c.RetentionDays, c.RetentionDaysSet = n, true
 	}

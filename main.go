@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ import (
 	"dashboard/comfyui"
 	"dashboard/db"
 	"dashboard/downloader"
+	"dashboard/model"
 	"dashboard/realtime"
 	"dashboard/server"
 	"dashboard/settings"
@@ -42,11 +42,12 @@ var (
 	_ activity.Publisher   = (*realtime.Hub)(nil)
 	_ settings.Publisher   = (*realtime.Hub)(nil)
 	_ downloader.Recorder  = (*activity.Log)(nil)
+	_ activity.Store       = (*db.Store)(nil)
 	_ comfyui.Recorder     = (*activity.Log)(nil)
 	_ downloader.History   = (*db.Store)(nil)
 	_ comfyui.PromptStore  = (*db.Store)(nil)
 	_ settings.Store       = (*db.Store)(nil)
-	_ activity.Store       = (*db.Store)(nil)
+	_ server.KeyStore      = (*db.Store)(nil)
 )
 
 func main() {
@@ -109,12 +110,12 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	log.Info("database ready", "path", cfg.DB, "journal_mode", store.JournalMode())
 
 	hub := realtime.New(realtime.Options{Logger: log})
-	acts := activity.New(store, hub, log)
 
 	// 2. Settings, with HF_TOKEN as the fallback token.
 	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: cfg.HFToken, HFEndpoint: cfg.HFEndpoint})
+	acts := activity.New(activity.Config{Store: store, Publisher: hub, Logger: log, RetentionDays: sets.RetentionDays})
 	if cfg.RetentionDaysSet {
-		if err := store.SetSettings(ctx, map[string]string{settings.KeyRetentionDays: strconv.Itoa(cfg.RetentionDays)}); err != nil {
+		if err := store.SetSettings(ctx, map[string]string{model.SettingRetentionDays: strconv.Itoa(cfg.RetentionDays)}); err != nil {
 			return fmt.Errorf("save retention days: %w", err)
 		}
 	}
@@ -122,18 +123,8 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 		log.Info("HF_TOKEN is set; it is used when no token is saved in settings")
 	}
 
-	// 3. Retention cleanup, now and daily.
-	cleanup := retentionJob(store, sets, log, h.Now)
-	cleanup(ctx)
-
-	// 4. Downloads that were running when the dashboard stopped have failed.
-	interrupted, err := store.MarkInterrupted(ctx)
-	if err != nil {
-		return fmt.Errorf("mark interrupted downloads: %w", err)
-	}
-	if len(interrupted) > 0 {
-		log.Warn("downloads interrupted by the last shutdown marked failed", "count", len(interrupted))
-	}
+	// 3. Retention cleanup, now and daily (scheduled below).
+	acts.Expire(ctx)
 
 	dl, err := downloader.New(downloader.Config{
 		PresetsFile: cfg.Presets, ModelsDir: cfg.Models, HFEndpoint: cfg.HFEndpoint,
@@ -143,7 +134,10 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	if err != nil {
 		return fmt.Errorf("start downloader: %w", err)
 	}
-	recordInterrupted(ctx, acts, dl, interrupted, log)
+	// 4. Downloads that were running when the dashboard stopped have failed.
+	if err := dl.CloseInterrupted(ctx); err != nil {
+		return err
+	}
 	watcher, err := comfyui.New(comfyui.Config{URL: cfg.ComfyUIURL, Recorder: acts, Prompts: store, Logger: log, Now: h.Now})
 	if err != nil {
 		return fmt.Errorf("start comfyui watcher: %w", err)
@@ -173,7 +167,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	cronLog := cronLogger{log}
 	jobs := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLog),
 		cron.WithChain(cron.SkipIfStillRunning(cronLog), cron.Recover(cronLog)))
-	if _, err := jobs.AddFunc("@daily", func() { cleanup(context.Background()) }); err != nil {
+	if _, err := jobs.AddFunc("@daily", func() { acts.Expire(context.Background()) }); err != nil {
 		return fmt.Errorf("schedule retention: %w", err)
 	}
 	jobs.Start()
@@ -212,28 +206,6 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	return runErr
 }
 
-// recordInterrupted closes, in the activity log, the downloads the last run
-// did not finish: their "started" row would otherwise stand alone.
-func recordInterrupted(ctx context.Context, acts *activity.Log, dl *downloader.Manager, rows []db.DownloadRecord, log *slog.Logger) {
-	for _, r := range rows {
-		name := r.PresetID
-		if p, ok := dl.Preset(r.PresetID); ok {
-			name = p.Name
-		}
-		details, _ := json.Marshal(map[string]any{
-			"preset_id": r.PresetID, "download_id": r.ID,
-			"files": r.FilesCompleted, "files_total": r.FilesTotal,
-			"error": map[string]string{"code": "interrupted", "message": "the dashboard stopped while this download ran; retry it to resume"},
-		})
-		if _, err := acts.Record(ctx, db.Activity{
-			Type: db.TypeDownload, Status: db.StatusFailed,
-			Title: "Download interrupted: " + name, Subtitle: r.PresetID, Details: details,
-		}); err != nil {
-			log.Error("record interrupted download", "download_id", r.ID, "err", err)
-		}
-	}
-}
-
 // makeDirs creates the folders the dashboard writes to; the data folder holds
 // the token, so only its owner may enter it.
 func makeDirs(cfg config, log *slog.Logger) error {
@@ -253,31 +225,6 @@ func makeDirs(cfg config, log *slog.Logger) error {
 	}
 	return nil
 }
-
-// retentionJob deletes activity older than the retention setting, and
-// forgets ComfyUI prompts long gone from ComfyUI's history.
-func retentionJob(store *db.Store, sets *settings.Service, log *slog.Logger, now func() time.Time) func(context.Context) {
-	return func(ctx context.Context) {
-		days, err := sets.RetentionDays(ctx)
-		if err != nil {
-			log.Error("retention cleanup: read setting", "err", err)
-			return
-		}
-		n, err := store.CleanupActivity(ctx, days)
-		if err != nil {
-			log.Error("retention cleanup failed", "err", err)
-			return
-		}
-		if _, err := store.DeletePromptsBefore(ctx, now().AddDate(0, 0, -promptMemoryDays)); err != nil {
-			log.Error("forget old comfyui prompts", "err", err)
-		}
-		log.Info("retention cleanup done", "deleted", n, "retention_days", days)
-	}
-}
-
-// promptMemoryDays is how long a ComfyUI prompt id is remembered as logged;
-// ComfyUI keeps history only in memory, so a pod never shows older ones.
-const promptMemoryDays = 180
 
 // cronLogger sends cron's own messages to slog.
 type cronLogger struct{ log *slog.Logger }

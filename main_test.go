@@ -19,6 +19,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"dashboard/db"
+	"dashboard/model"
 )
 
 // buildBinary compiles the dashboard once for the tests that run it as a
@@ -115,7 +116,7 @@ func TestRestartKeepsStateAndCleansUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.InsertActivity(ctx, db.Activity{Type: "download", Status: "completed", Title: "old one"}); err != nil {
+	if _, err := old.InsertActivity(ctx, model.Activity{Type: "download", Status: "completed", Title: "old one"}); err != nil {
 		t.Fatal(err)
 	}
 	old.Close()
@@ -123,7 +124,7 @@ func TestRestartKeepsStateAndCleansUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cur.InsertActivity(ctx, db.Activity{Type: "download", Status: "completed", Title: "recent one"}); err != nil {
+	if _, err := cur.InsertActivity(ctx, model.Activity{Type: "download", Status: "completed", Title: "recent one"}); err != nil {
 		t.Fatal(err)
 	}
 	running, err := cur.StartDownload(ctx, "FLUX_SCHNELL", 3)
@@ -134,7 +135,7 @@ func TestRestartKeepsStateAndCleansUp(t *testing.T) {
 
 	p := startBinary(t, bin, ws)
 	base := "http://" + p.addr
-	var acts struct{ Activity []db.Activity }
+	var acts struct{ Activity []model.Activity }
 	getJSON(t, base+"/api/activity", &acts)
 	if len(acts.Activity) != 2 || acts.Activity[1].Title != "recent one" {
 		t.Fatalf("activity after start: %+v", acts.Activity)
@@ -143,7 +144,7 @@ func TestRestartKeepsStateAndCleansUp(t *testing.T) {
 	if a := acts.Activity[0]; a.Type != "download" || a.Status != "failed" || a.Subtitle != "FLUX_SCHNELL" || !strings.Contains(string(a.Details), `"interrupted"`) {
 		t.Fatalf("no failed row for the interrupted download: %+v", a)
 	}
-	var hist struct{ History []db.DownloadRecord }
+	var hist struct{ History []model.DownloadRecord }
 	getJSON(t, base+"/api/downloads/history", &hist)
 	if len(hist.History) != 1 || hist.History[0].ID != running.ID || hist.History[0].Status != "failed" || hist.History[0].ErrorMessage != "interrupted" {
 		t.Fatalf("history after start: %+v", hist.History)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"dashboard/db"
+	"dashboard/model"
 )
 
 // Limits that keep an activity row small and within what the activity log
@@ -35,10 +35,10 @@ type startedDetails struct {
 	Workflow string `json:"workflow,omitempty"`
 }
 
-func startedActivity(promptID, name string) db.Activity {
-	return db.Activity{
-		Type:     db.TypeGeneration,
-		Status:   db.StatusStarted,
+func startedActivity(promptID, name string) model.Activity {
+	return model.Activity{
+		Type:     model.ActivityGeneration,
+		Status:   model.ActivityStarted,
 		Title:    "Generation started",
 		Subtitle: label(name, promptID),
 		Details:  mustJSON(startedDetails{PromptID: promptID, Workflow: name}),
@@ -69,7 +69,7 @@ type failedDetails struct {
 // finishedActivity turns a history entry into its completed or failed
 // activity. observed is how long the watcher saw the prompt run, used when
 // ComfyUI's messages carry no timestamps (0: unknown).
-func finishedActivity(e historyEntry, name string, observed time.Duration) db.Activity {
+func finishedActivity(e historyEntry, name string, observed time.Duration) model.Activity {
 	dur := duration(e, observed)
 	if e.Outcome == outcomeSuccess {
 		return completedActivity(e, name, dur)
@@ -89,9 +89,9 @@ func finishedActivity(e historyEntry, name string, observed time.Duration) db.Ac
 	if msg == "" {
 		msg = "unknown error"
 	}
-	return db.Activity{
-		Type:     db.TypeGeneration,
-		Status:   db.StatusFailed,
+	return model.Activity{
+		Type:     model.ActivityGeneration,
+		Status:   model.ActivityFailed,
 		Title:    title,
 		Subtitle: label(name, e.ID) + ": " + clean(msg, maxSubtitleMessage),
 		Details: mustJSON(failedDetails{
@@ -102,7 +102,7 @@ func finishedActivity(e historyEntry, name string, observed time.Duration) db.Ac
 	}
 }
 
-func completedActivity(e historyEntry, name string, dur *float64) db.Activity {
+func completedActivity(e historyEntry, name string, dur *float64) model.Activity {
 	d := finishedDetails{PromptID: e.ID, Workflow: name, DurationSeconds: dur, Outputs: []outputFile{}}
 	for _, f := range e.Files {
 		// Previews (type "temp") are shown in ComfyUI but not saved: they are
@@ -123,9 +123,9 @@ func completedActivity(e historyEntry, name string, dur *float64) db.Activity {
 			d.OutputsTruncated = true
 		}
 	}
-	return db.Activity{
-		Type:     db.TypeGeneration,
-		Status:   db.StatusCompleted,
+	return model.Activity{
+		Type:     model.ActivityGeneration,
+		Status:   model.ActivityCompleted,
 		Title:    completedTitle(d.Images, d.Videos, d.Audio),
 		Subtitle: label(name, e.ID),
 		Details:  mustJSON(d),
@@ -172,15 +172,15 @@ func duration(e historyEntry, observed time.Duration) *float64 {
 	return &s
 }
 
-func interruptedActivity(promptID, name string, observed time.Duration) db.Activity {
+func interruptedActivity(promptID, name string, observed time.Duration) model.Activity {
 	var dur *float64
 	if observed > 0 {
 		s := math.Round(observed.Seconds()*1000) / 1000
 		dur = &s
 	}
-	return db.Activity{
-		Type:     db.TypeGeneration,
-		Status:   db.StatusFailed,
+	return model.Activity{
+		Type:     model.ActivityGeneration,
+		Status:   model.ActivityFailed,
 		Title:    "Generation failed",
 		Subtitle: label(name, promptID) + ": " + interruptedByRestart,
 		Details:  mustJSON(failedDetails{PromptID: promptID, Workflow: name, Error: interruptedByRestart, DurationSeconds: dur}),
@@ -192,10 +192,10 @@ type unreachableDetails struct {
 	Error string `json:"error"`
 }
 
-func unreachableActivity(url string, err error) db.Activity {
-	return db.Activity{
-		Type:     db.TypeError,
-		Status:   db.StatusFailed,
+func unreachableActivity(url string, err error) model.Activity {
+	return model.Activity{
+		Type:     model.ActivityError,
+		Status:   model.ActivityFailed,
 		Title:    "ComfyUI is unreachable",
 		Subtitle: url,
 		Details:  mustJSON(unreachableDetails{URL: url, Error: truncate(err.Error(), maxDetailMessage)}),

@@ -15,8 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"dashboard/activity"
-	"dashboard/db"
+	"dashboard/model"
 )
 
 // fakeComfy stands in for ComfyUI on a real loopback port that survives
@@ -385,35 +384,35 @@ func writeJSON(w http.ResponseWriter, v any) {
 // recorder is an in-memory activity log that validates like the real one.
 type recorder struct {
 	mu   sync.Mutex
-	acts []db.Activity
+	acts []model.Activity
 	fail bool
 }
 
-func (r *recorder) Record(_ context.Context, a db.Activity) (db.Activity, error) {
-	if err := activity.Validate(a); err != nil {
-		return db.Activity{}, err
+func (r *recorder) Record(_ context.Context, a model.Activity) (model.Activity, error) {
+	if msg := a.Check(); msg != "" {
+		return model.Activity{}, errors.New(msg)
 	}
 	if !json.Valid(a.Details) {
-		return db.Activity{}, errors.New("details are not JSON")
+		return model.Activity{}, errors.New("details are not JSON")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail {
-		return db.Activity{}, errors.New("database is locked")
+		return model.Activity{}, errors.New("database is locked")
 	}
 	a.ID = int64(len(r.acts) + 1)
 	r.acts = append(r.acts, a)
 	return a, nil
 }
 
-func (r *recorder) all() []db.Activity {
+func (r *recorder) all() []model.Activity {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]db.Activity(nil), r.acts...)
+	return append([]model.Activity(nil), r.acts...)
 }
 
-func (r *recorder) where(typ, status string) []db.Activity {
-	var out []db.Activity
+func (r *recorder) where(typ model.ActivityType, status model.ActivityStatus) []model.Activity {
+	var out []model.Activity
 	for _, a := range r.all() {
 		if a.Type == typ && status == a.Status {
 			out = append(out, a)
@@ -431,23 +430,23 @@ func (r *recorder) setFail(v bool) {
 // promptStore is an in-memory PromptStore.
 type promptStore struct {
 	mu sync.Mutex
-	m  map[string]string
+	m  map[string]model.ActivityStatus
 }
 
-func newPromptStore() *promptStore { return &promptStore{m: map[string]string{}} }
+func newPromptStore() *promptStore { return &promptStore{m: map[string]model.ActivityStatus{}} }
 
-func (s *promptStore) PromptStatus(_ context.Context, id string) (string, bool, error) {
+func (s *promptStore) DeletePromptsBefore(context.Context, time.Time) (int64, error) { return 0, nil }
+
+func (s *promptStore) PromptStatus(_ context.Context, id string) (model.ActivityStatus, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.m[id]
 	return st, ok, nil
 }
 
-func (s *promptStore) SetPromptStatus(_ context.Context, id, status string) error {
-	switch status {
-	case db.StatusStarted, db.StatusCompleted, db.StatusFailed:
-	default:
-		return errors.New("bad status " + status)
+func (s *promptStore) SetPromptStatus(_ context.Context, id string, status model.ActivityStatus) error {
+	if msg := model.CheckActivityStatus(status); msg != "" {
+		return errors.New(msg)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -455,7 +454,7 @@ func (s *promptStore) SetPromptStatus(_ context.Context, id, status string) erro
 	return nil
 }
 
-func (s *promptStore) get(id string) string {
+func (s *promptStore) get(id string) model.ActivityStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.m[id]
@@ -555,7 +554,7 @@ func checkNoLeaks(t *testing.T) {
 	})
 }
 
-func details(t *testing.T, a db.Activity) map[string]any {
+func details(t *testing.T, a model.Activity) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(a.Details, &m); err != nil {

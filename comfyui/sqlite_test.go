@@ -8,6 +8,7 @@ import (
 
 	"dashboard/activity"
 	"dashboard/db"
+	"dashboard/model"
 )
 
 type noPublisher struct{}
@@ -29,8 +30,8 @@ func TestRealStoreAcrossDashboardRestart(t *testing.T) {
 		}
 		return store
 	}
-	list := func(store *db.Store) []db.Activity {
-		acts, err := store.ListActivity(ctx, db.ActivityFilter{Limit: 100})
+	list := func(store *db.Store) []model.Activity {
+		acts, err := store.ListActivity(ctx, model.ActivityFilter{Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +41,7 @@ func TestRealStoreAcrossDashboardRestart(t *testing.T) {
 	store := open()
 	now := msNow()
 	f.finish("old", map[string]any{}, map[string]any{"9": images("output", 1)}, successStatus(now-9000, now-8000))
-	stop := startWatcher(t, Config{URL: f.url(), Recorder: activity.New(store, noPublisher{}, quiet), Prompts: store})
+	stop := startWatcher(t, Config{URL: f.url(), Recorder: activity.New(activity.Config{Store: store, Publisher: noPublisher{}, Logger: quiet}), Prompts: store})
 	f.run("p", map[string]any{"workflow_name": "SDXL"})
 	waitFor(t, "started", func() bool { return len(list(store)) == 1 })
 	stop()
@@ -52,7 +53,7 @@ func TestRealStoreAcrossDashboardRestart(t *testing.T) {
 	f.finish("p", nil, map[string]any{"9": images("output", 2)}, successStatus(now, now+20))
 	store = open()
 	defer store.Close()
-	stop = startWatcher(t, Config{URL: f.url(), Recorder: activity.New(store, noPublisher{}, quiet), Prompts: store})
+	stop = startWatcher(t, Config{URL: f.url(), Recorder: activity.New(activity.Config{Store: store, Publisher: noPublisher{}, Logger: quiet}), Prompts: store})
 	waitFor(t, "completed", func() bool { return len(list(store)) == 2 })
 	waitPolls(t, f, 5)
 	stop()
@@ -60,7 +61,7 @@ func TestRealStoreAcrossDashboardRestart(t *testing.T) {
 	if len(acts) != 2 || acts[0].Title != "2 images generated" || acts[0].Subtitle != "SDXL" || acts[1].Title != "Generation started" {
 		t.Fatalf("activity = %+v", acts)
 	}
-	if st, ok, err := store.PromptStatus(ctx, "old"); err != nil || !ok || st != db.StatusCompleted {
+	if st, ok, err := store.PromptStatus(ctx, "old"); err != nil || !ok || st != model.ActivityCompleted {
 		t.Errorf("old prompt: %q %v %v, want remembered as completed", st, ok, err)
 	}
 }

@@ -57,19 +57,45 @@ import (
 	"sync"
 	"time"
 
-	"dashboard/db"
+	"dashboard/model"
 )
 
 // Recorder writes activity; the program's activity log implements it.
 type Recorder interface {
-	Record(ctx context.Context, a db.Activity) (db.Activity, error)
+	Record(ctx context.Context, a model.Activity) (model.Activity, error)
 }
 
-// PromptStore remembers which prompts were logged and how far
-// (db.StatusStarted, db.StatusCompleted, db.StatusFailed).
+// PromptStore remembers which prompts were logged and how far: the status
+// of the last activity written for each.
 type PromptStore interface {
-	PromptStatus(ctx context.Context, promptID string) (status string, ok bool, err error)
-	SetPromptStatus(ctx context.Context, promptID, status string) error
+	PromptStatus(ctx context.Context, promptID string) (status model.ActivityStatus, ok bool, err error)
+	SetPromptStatus(ctx context.Context, promptID string, status model.ActivityStatus) error
+	DeletePromptsBefore(ctx context.Context, cutoff time.Time) (int64, error)
+}
+
+// promptMemory is how long a prompt id is remembered as logged. ComfyUI
+// keeps its history only in memory, so a pod never shows older ones again.
+const promptMemory = 180 * 24 * time.Hour
+
+// forgetEvery is how often Run forgets prompts older than promptMemory.
+const forgetEvery = 24 * time.Hour
+
+// forgetOld forgets prompts last seen more than promptMemory ago, at most
+// once per forgetEvery; a failure is logged and tried again next time.
+func (w *Watcher) forgetOld(ctx context.Context, st *state) {
+	now := w.now()
+	if !st.forgotAt.IsZero() && now.Sub(st.forgotAt) < forgetEvery {
+		return
+	}
+	st.forgotAt = now
+	n, err := w.prompts.DeletePromptsBefore(ctx, now.Add(-promptMemory))
+	if err != nil {
+		w.log.Error("forget old comfyui prompts", "err", err)
+		return
+	}
+	if n > 0 {
+		w.log.Info("forgot old comfyui prompts", "deleted", n)
+	}
 }
 
 // Config configures a Watcher.
@@ -209,6 +235,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-trigger:
 		}
+		w.forgetOld(ctx, st)
 		w.pollOnce(ctx, st)
 		if ctx.Err() != nil {
 			return nil
@@ -237,6 +264,8 @@ type state struct {
 	// settled holds ids in the last history window that are known to be
 	// logged (or deliberately not), so the store is asked about each id once.
 	settled map[string]bool
+	// forgotAt is when old prompts were last forgotten.
+	forgotAt time.Time
 }
 
 // tracked is a prompt whose start is in the store and whose end is not.
@@ -315,7 +344,7 @@ func (w *Watcher) handleHistory(ctx context.Context, st *state, hist []historyEn
 			continue // asked again next poll
 		}
 		switch {
-		case ok && status != db.StatusStarted:
+		case ok && status != model.ActivityStarted:
 			settled[e.ID] = true
 		case ok || !w.finishedBeforeContact(st, e, first):
 			// Its start was logged (maybe by an earlier run), or it ran
@@ -352,7 +381,7 @@ func (w *Watcher) handleQueue(ctx context.Context, st *state, q queueState) {
 			continue
 		}
 		if ok {
-			if status == db.StatusStarted {
+			if status == model.ActivityStarted {
 				// Logged by an earlier run; follow it to its end.
 				st.running[it.ID] = &tracked{name: name, seenAt: w.now()}
 			}
@@ -362,7 +391,7 @@ func (w *Watcher) handleQueue(ctx context.Context, st *state, q queueState) {
 			w.log.Error("record generation started", "prompt_id", it.ID, "err", err)
 			continue // tried again next poll
 		}
-		w.remember(ctx, it.ID, db.StatusStarted)
+		w.remember(ctx, it.ID, model.ActivityStarted)
 		st.running[it.ID] = &tracked{name: name, seenAt: w.now()}
 	}
 }
@@ -406,7 +435,7 @@ func (w *Watcher) checkMissing(ctx context.Context, st *state, q queueState, pre
 		} else if _, err := w.rec.Record(ctx, interruptedActivity(id, tr.name, tr.missingSince.Sub(tr.seenAt))); err != nil {
 			w.log.Error("record generation interrupted", "prompt_id", id, "err", err)
 		} else {
-			w.remember(ctx, id, db.StatusFailed)
+			w.remember(ctx, id, model.ActivityFailed)
 			done = true
 		}
 		if done {
@@ -433,7 +462,7 @@ func (w *Watcher) finish(ctx context.Context, e historyEntry, name string, obser
 // that began after the activity was written, or the next run would log it
 // again. A failure is logged and not retried: this run already knows, and
 // only a restart could log twice.
-func (w *Watcher) remember(ctx context.Context, promptID, status string) {
+func (w *Watcher) remember(ctx context.Context, promptID string, status model.ActivityStatus) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := w.prompts.SetPromptStatus(ctx, promptID, status); err != nil {
@@ -441,11 +470,11 @@ func (w *Watcher) remember(ctx context.Context, promptID, status string) {
 	}
 }
 
-func finalStatus(e historyEntry) string {
+func finalStatus(e historyEntry) model.ActivityStatus {
 	if e.Outcome == outcomeSuccess {
-		return db.StatusCompleted
+		return model.ActivityCompleted
 	}
-	return db.StatusFailed
+	return model.ActivityFailed
 }
 
 func (w *Watcher) fetchQueue(ctx context.Context) (queueState, error) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"dashboard/db"
+	"dashboard/model"
 )
 
 func TestStartedThenCompleted(t *testing.T) {
@@ -19,12 +19,12 @@ func TestStartedThenCompleted(t *testing.T) {
 	extra := map[string]any{"client_id": "tab-1", "workflow_name": "Portrait  v2\n", "api_key_comfy_org": "secret-key",
 		"extra_pnginfo": map[string]any{"workflow": map[string]any{"nodes": []any{}}}}
 	f.run("p1", extra)
-	waitFor(t, "started", func() bool { return len(rec.where(db.TypeGeneration, db.StatusStarted)) == 1 })
-	started := rec.where(db.TypeGeneration, db.StatusStarted)[0]
+	waitFor(t, "started", func() bool { return len(rec.where(model.ActivityGeneration, model.ActivityStarted)) == 1 })
+	started := rec.where(model.ActivityGeneration, model.ActivityStarted)[0]
 	if started.Title != "Generation started" || started.Subtitle != "Portrait v2" {
 		t.Errorf("started = %q / %q", started.Title, started.Subtitle)
 	}
-	if got := store.get("p1"); got != db.StatusStarted {
+	if got := store.get("p1"); got != model.ActivityStarted {
 		t.Errorf("store after start = %q", got)
 	}
 
@@ -34,12 +34,12 @@ func TestStartedThenCompleted(t *testing.T) {
 		"12": images("temp", 1, "ComfyUI_temp_x.png"),
 		"15": map[string]any{"text": []string{"a caption"}},
 	}, successStatus(start, start+12345))
-	waitFor(t, "completed", func() bool { return len(rec.where(db.TypeGeneration, db.StatusCompleted)) == 1 })
+	waitFor(t, "completed", func() bool { return len(rec.where(model.ActivityGeneration, model.ActivityCompleted)) == 1 })
 	waitPolls(t, f, 5)
 	if n := len(rec.all()); n != 2 {
 		t.Fatalf("%d activities, want started and completed: %+v", n, rec.all())
 	}
-	done := rec.where(db.TypeGeneration, db.StatusCompleted)[0]
+	done := rec.where(model.ActivityGeneration, model.ActivityCompleted)[0]
 	if done.Title != "4 images generated" || done.Subtitle != "Portrait v2" {
 		t.Errorf("completed = %q / %q", done.Title, done.Subtitle)
 	}
@@ -59,7 +59,7 @@ func TestStartedThenCompleted(t *testing.T) {
 			t.Errorf("extra_data leaked into details: %s", a.Details)
 		}
 	}
-	if got := store.get("p1"); got != db.StatusCompleted {
+	if got := store.get("p1"); got != model.ActivityCompleted {
 		t.Errorf("store after finish = %q", got)
 	}
 }
@@ -78,8 +78,8 @@ func TestFailedWithMessage(t *testing.T) {
 	}
 	start := msNow()
 	f.finish("p2", nil, map[string]any{}, errorStatus(start, start+1500, "Allocation on device\nCUDA out of memory", "KSampler"))
-	waitFor(t, "failed", func() bool { return len(rec.where(db.TypeGeneration, db.StatusFailed)) == 1 })
-	a := rec.where(db.TypeGeneration, db.StatusFailed)[0]
+	waitFor(t, "failed", func() bool { return len(rec.where(model.ActivityGeneration, model.ActivityFailed)) == 1 })
+	a := rec.where(model.ActivityGeneration, model.ActivityFailed)[0]
 	if a.Title != "Generation failed" || a.Subtitle != "p2: Allocation on device CUDA out of memory" {
 		t.Errorf("failed = %q / %q", a.Title, a.Subtitle)
 	}
@@ -88,7 +88,7 @@ func TestFailedWithMessage(t *testing.T) {
 		!strings.Contains(d["error"].(string), "CUDA out of memory") {
 		t.Errorf("details = %v", d)
 	}
-	if got := store.get("p2"); got != db.StatusFailed {
+	if got := store.get("p2"); got != model.ActivityFailed {
 		t.Errorf("store = %q", got)
 	}
 }
@@ -105,7 +105,7 @@ func TestFinishedBeforeFirstContactNotLogged(t *testing.T) {
 	if acts := rec.all(); len(acts) != 0 {
 		t.Fatalf("logged %d activities for prompts finished before first contact: %+v", len(acts), acts)
 	}
-	if store.get("old-ok") != db.StatusCompleted || store.get("old-bad") != db.StatusFailed {
+	if store.get("old-ok") != model.ActivityCompleted || store.get("old-bad") != model.ActivityFailed {
 		t.Errorf("store = %v, want both remembered", store.m)
 	}
 
@@ -117,10 +117,10 @@ func TestFinishedBeforeFirstContactNotLogged(t *testing.T) {
 	waitFor(t, "quick prompt", func() bool { return len(rec.all()) >= 1 })
 	waitPolls(t, f, 5)
 	acts := rec.all()
-	if len(acts) != 1 || acts[0].Status != db.StatusCompleted || acts[0].Title != "1 image generated" || acts[0].Subtitle != "quick" {
+	if len(acts) != 1 || acts[0].Status != model.ActivityCompleted || acts[0].Title != "1 image generated" || acts[0].Subtitle != "quick" {
 		t.Fatalf("activities = %+v, want one completed for quick", acts)
 	}
-	if store.get("older") != db.StatusCompleted {
+	if store.get("older") != model.ActivityCompleted {
 		t.Errorf("older entry not remembered: %v", store.m)
 	}
 }
@@ -149,7 +149,7 @@ func TestLoggedOnceAcrossWatcherRestart(t *testing.T) {
 	waitPolls(t, f, 5)
 	stopB()
 	acts := rec.all()
-	if len(acts) != 2 || acts[1].Status != db.StatusCompleted || acts[1].Title != "1 video generated" || acts[1].Subtitle != "Upscale" {
+	if len(acts) != 2 || acts[1].Status != model.ActivityCompleted || acts[1].Title != "1 video generated" || acts[1].Subtitle != "Upscale" {
 		t.Fatalf("activities = %+v, want started then completed for p1 only", acts)
 	}
 	if d := details(t, acts[1]); d["outputs"].([]any)[0].(map[string]any)["path"] != "vid/clip.mp4" {
@@ -177,14 +177,14 @@ func TestComfyRestartLogsNothingTwice(t *testing.T) {
 	waitFor(t, "a completed", func() bool { return len(rec.all()) == 2 })
 
 	f.crash()
-	waitFor(t, "unreachable", func() bool { return len(rec.where(db.TypeError, db.StatusFailed)) == 1 })
+	waitFor(t, "unreachable", func() bool { return len(rec.where(model.ActivityError, model.ActivityFailed)) == 1 })
 	f.start()
 	waitPolls(t, f, 5)
 	f.run("b", nil)
-	waitFor(t, "b started", func() bool { return len(rec.where(db.TypeGeneration, db.StatusStarted)) == 2 })
+	waitFor(t, "b started", func() bool { return len(rec.where(model.ActivityGeneration, model.ActivityStarted)) == 2 })
 	now = msNow()
 	f.finish("b", nil, map[string]any{"9": images("output", 2)}, successStatus(now, now+10))
-	waitFor(t, "b completed", func() bool { return len(rec.where(db.TypeGeneration, db.StatusCompleted)) == 2 })
+	waitFor(t, "b completed", func() bool { return len(rec.where(model.ActivityGeneration, model.ActivityCompleted)) == 2 })
 	waitPolls(t, f, 5)
 	if n := len(rec.all()); n != 5 {
 		t.Fatalf("%d activities, want a started+completed, unreachable, b started+completed: %+v", n, rec.all())
@@ -202,13 +202,13 @@ func TestPromptLostInComfyRestart(t *testing.T) {
 	f.crash()
 	time.Sleep(100 * time.Millisecond)
 	f.start()
-	waitFor(t, "interrupted", func() bool { return len(rec.where(db.TypeGeneration, db.StatusFailed)) == 1 })
+	waitFor(t, "interrupted", func() bool { return len(rec.where(model.ActivityGeneration, model.ActivityFailed)) == 1 })
 	waitPolls(t, f, 10)
-	failed := rec.where(db.TypeGeneration, db.StatusFailed)
+	failed := rec.where(model.ActivityGeneration, model.ActivityFailed)
 	if len(failed) != 1 || failed[0].Title != "Generation failed" || failed[0].Subtitle != "Video: interrupted: ComfyUI restarted" {
 		t.Fatalf("failed = %+v", failed)
 	}
-	if store.get("lost") != db.StatusFailed {
+	if store.get("lost") != model.ActivityFailed {
 		t.Errorf("store = %q", store.get("lost"))
 	}
 }
@@ -289,7 +289,7 @@ func TestUnreachableOncePerOutage(t *testing.T) {
 		t.Fatalf("%d activities during one outage: %+v", len(acts), acts)
 	}
 	a := acts[0]
-	if a.Type != db.TypeError || a.Status != db.StatusFailed || a.Title != "ComfyUI is unreachable" || a.Subtitle != f.url() {
+	if a.Type != model.ActivityError || a.Status != model.ActivityFailed || a.Title != "ComfyUI is unreachable" || a.Subtitle != f.url() {
 		t.Errorf("activity = %+v", a)
 	}
 	if d := details(t, a); d["url"] != f.url() || !strings.Contains(d["error"].(string), "refused") {
@@ -318,14 +318,14 @@ func TestGarbageCountsAsUnreachable(t *testing.T) {
 		f.setMode(mode)
 		waitPolls(t, f, 4) // keeps trying, whatever ComfyUI says
 	}
-	if n := len(rec.where(db.TypeError, db.StatusFailed)); n != 1 {
+	if n := len(rec.where(model.ActivityError, model.ActivityFailed)); n != 1 {
 		t.Fatalf("%d unreachable activities over one bad spell, want 1: %+v", n, rec.all())
 	}
 	f.setMode("")
 	f.run("p", nil)
-	waitFor(t, "started after recovery", func() bool { return len(rec.where(db.TypeGeneration, db.StatusStarted)) == 1 })
+	waitFor(t, "started after recovery", func() bool { return len(rec.where(model.ActivityGeneration, model.ActivityStarted)) == 1 })
 	f.setMode("garbage")
-	waitFor(t, "second bad spell", func() bool { return len(rec.where(db.TypeError, db.StatusFailed)) == 2 })
+	waitFor(t, "second bad spell", func() bool { return len(rec.where(model.ActivityError, model.ActivityFailed)) == 2 })
 }
 
 func TestWebSocketStatusTriggersPoll(t *testing.T) {

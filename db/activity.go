@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"dashboard/model"
 )
 
 // Page sizes for the list methods.
@@ -32,17 +34,12 @@ VALUES (?, ?, ?, ?, ?, ?)`
 
 // InsertActivity stores a and returns it with ID and CreatedAt set. Details
 // that are nil, empty or JSON null are stored as NULL (and returned as nil).
-func (s *Store) InsertActivity(ctx context.Context, a Activity) (Activity, error) {
-	if !validActivityType(a.Type) {
-		return Activity{}, fmt.Errorf("insert activity: unknown type %q", a.Type)
-	}
-	if !validActivityStatus(a.Status) {
-		return Activity{}, fmt.Errorf("insert activity: unknown status %q", a.Status)
-	}
+// The activity package has checked the type and status.
+func (s *Store) InsertActivity(ctx context.Context, a model.Activity) (model.Activity, error) {
 	var details any // nil binds NULL
 	if d := bytes.TrimSpace(a.Details); len(d) > 0 && !bytes.Equal(d, []byte("null")) {
 		if !json.Valid(d) {
-			return Activity{}, fmt.Errorf("insert activity: details are not valid JSON")
+			return model.Activity{}, fmt.Errorf("insert activity: details are not valid JSON")
 		}
 		// Bound as a string so SQLite stores TEXT, which its JSON functions read.
 		details = string(d)
@@ -62,27 +59,11 @@ func (s *Store) InsertActivity(ctx context.Context, a Activity) (Activity, error
 		return err
 	})
 	if err != nil {
-		return Activity{}, fmt.Errorf("insert activity: %w", err)
+		return model.Activity{}, fmt.Errorf("insert activity: %w", err)
 	}
 	a.ID = id
 	a.CreatedAt = created
 	return a, nil
-}
-
-func validActivityType(t string) bool {
-	switch t {
-	case TypeDownload, TypeGeneration, TypeError:
-		return true
-	}
-	return false
-}
-
-func validActivityStatus(s string) bool {
-	switch s {
-	case StatusStarted, StatusCompleted, StatusFailed:
-		return true
-	}
-	return false
 }
 
 // The list query is assembled from these fixed pieces; only the filters
@@ -96,7 +77,7 @@ const (
 )
 
 // ListActivity returns activity newest first (id DESC), filtered by f.
-func (s *Store) ListActivity(ctx context.Context, f ActivityFilter) ([]Activity, error) {
+func (s *Store) ListActivity(ctx context.Context, f model.ActivityFilter) ([]model.Activity, error) {
 	var where []string
 	var args []any
 	if f.Type != "" {
@@ -123,9 +104,9 @@ func (s *Store) ListActivity(ctx context.Context, f ActivityFilter) ([]Activity,
 		return nil, fmt.Errorf("list activity: %w", err)
 	}
 	defer rows.Close()
-	out := []Activity{}
+	out := []model.Activity{}
 	for rows.Next() {
-		var a Activity
+		var a model.Activity
 		var title, subtitle, details sql.NullString
 		var created dbTime
 		if err := rows.Scan(&a.ID, &a.Type, &a.Status, &title, &subtitle, &details, &created); err != nil {

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"dashboard/model"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -17,8 +18,8 @@ func TestInsertActivityRoundTrip(t *testing.T) {
 	ctx := context.Background()
 
 	details := json.RawMessage(`{"preset":"FLUX_DEV","files":[1,2],"nested":{"ok":true},"text":"é \"q\""}`)
-	got, err := s.InsertActivity(ctx, Activity{
-		ID: 999, Type: TypeDownload, Status: StatusCompleted,
+	got, err := s.InsertActivity(ctx, model.Activity{
+		ID: 999, Type: model.ActivityDownload, Status: model.ActivityCompleted,
 		Title: "Model FLUX_DEV", Subtitle: "2 files", Details: details,
 	})
 	if err != nil {
@@ -39,7 +40,7 @@ func TestInsertActivityRoundTrip(t *testing.T) {
 		t.Errorf("json_extract on details = %q", v)
 	}
 
-	list, err := s.ListActivity(ctx, ActivityFilter{})
+	list, err := s.ListActivity(ctx, model.ActivityFilter{})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("list = %v, %v", list, err)
 	}
@@ -59,17 +60,15 @@ func TestInsertActivityDetailsAndValidation(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name    string
-		a       Activity
+		a       model.Activity
 		wantErr string
 		null    bool
 	}{
-		{name: "nil details", a: Activity{Type: TypeError, Status: StatusFailed}, null: true},
-		{name: "empty details", a: Activity{Type: TypeError, Status: StatusFailed, Details: json.RawMessage{}}, null: true},
-		{name: "json null", a: Activity{Type: TypeError, Status: StatusFailed, Details: json.RawMessage(" null ")}, null: true},
-		{name: "array", a: Activity{Type: TypeGeneration, Status: StatusStarted, Details: json.RawMessage(`[1]`)}},
-		{name: "bad json", a: Activity{Type: TypeError, Status: StatusFailed, Details: json.RawMessage(`{`)}, wantErr: "not valid JSON"},
-		{name: "bad type", a: Activity{Type: "upload", Status: StatusFailed}, wantErr: `unknown type "upload"`},
-		{name: "bad status", a: Activity{Type: TypeError, Status: "done"}, wantErr: `unknown status "done"`},
+		{name: "nil details", a: model.Activity{Type: model.ActivityError, Status: model.ActivityFailed}, null: true},
+		{name: "empty details", a: model.Activity{Type: model.ActivityError, Status: model.ActivityFailed, Details: json.RawMessage{}}, null: true},
+		{name: "json null", a: model.Activity{Type: model.ActivityError, Status: model.ActivityFailed, Details: json.RawMessage(" null ")}, null: true},
+		{name: "array", a: model.Activity{Type: model.ActivityGeneration, Status: model.ActivityStarted, Details: json.RawMessage(`[1]`)}},
+		{name: "bad json", a: model.Activity{Type: model.ActivityError, Status: model.ActivityFailed, Details: json.RawMessage(`{`)}, wantErr: "not valid JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := s.InsertActivity(ctx, tc.a)
@@ -97,17 +96,17 @@ func TestInsertActivityDetailsAndValidation(t *testing.T) {
 func TestListActivityFiltersAndPages(t *testing.T) {
 	s, _, _ := openTest(t, Options{})
 	ctx := context.Background()
-	types := []string{TypeDownload, TypeGeneration, TypeError}
-	statuses := []string{StatusStarted, StatusCompleted, StatusFailed}
-	var all []Activity
+	types := []model.ActivityType{model.ActivityDownload, model.ActivityGeneration, model.ActivityError}
+	statuses := []model.ActivityStatus{model.ActivityStarted, model.ActivityCompleted, model.ActivityFailed}
+	var all []model.Activity
 	for i := range 40 {
-		a, err := s.InsertActivity(ctx, Activity{Type: types[i%3], Status: statuses[i%2+(i%5)/4], Title: fmt.Sprint(i)})
+		a, err := s.InsertActivity(ctx, model.Activity{Type: types[i%3], Status: statuses[i%2+(i%5)/4], Title: fmt.Sprint(i)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, a)
 	}
-	match := func(f ActivityFilter) []int64 {
+	match := func(f model.ActivityFilter) []int64 {
 		var ids []int64
 		for i := len(all) - 1; i >= 0; i-- {
 			a := all[i]
@@ -117,12 +116,12 @@ func TestListActivityFiltersAndPages(t *testing.T) {
 		}
 		return ids
 	}
-	for _, f := range []ActivityFilter{
+	for _, f := range []model.ActivityFilter{
 		{},
-		{Type: TypeGeneration},
-		{Status: StatusCompleted},
-		{Type: TypeDownload, Status: StatusFailed},
-		{Type: TypeError, Status: StatusStarted},
+		{Type: model.ActivityGeneration},
+		{Status: model.ActivityCompleted},
+		{Type: model.ActivityDownload, Status: model.ActivityFailed},
+		{Type: model.ActivityError, Status: model.ActivityStarted},
 	} {
 		want := match(f)
 		// Walk the pages with keyset pagination, 7 at a time.
@@ -149,7 +148,7 @@ func TestListActivityFiltersAndPages(t *testing.T) {
 			t.Errorf("filter %+v: ids %v, want %v", f, got, want)
 		}
 	}
-	empty, err := s.ListActivity(ctx, ActivityFilter{Type: "nope"})
+	empty, err := s.ListActivity(ctx, model.ActivityFilter{Type: "nope"})
 	if err != nil || empty == nil || len(empty) != 0 {
 		t.Errorf("no match = %#v, %v; want an empty, non-nil slice", empty, err)
 	}
@@ -164,7 +163,7 @@ func TestListActivityLimits(t *testing.T) {
 	s, _, _ := openTest(t, Options{})
 	insertOldActivity(t, s, 520, time.Now())
 	for _, tc := range []struct{ limit, want int }{{0, 50}, {10, 10}, {1000, 500}} {
-		got, err := s.ListActivity(context.Background(), ActivityFilter{Limit: tc.limit})
+		got, err := s.ListActivity(context.Background(), model.ActivityFilter{Limit: tc.limit})
 		if err != nil || len(got) != tc.want {
 			t.Errorf("Limit %d: %d rows, %v; want %d", tc.limit, len(got), err, tc.want)
 		}
@@ -185,7 +184,7 @@ func insertOldActivity(t *testing.T, s *Store, n int, ts time.Time) {
 		t.Fatal(err)
 	}
 	for range n {
-		if _, err := stmt.Exec(TypeDownload, StatusCompleted, "old", nil, nil, formatTime(ts)); err != nil {
+		if _, err := stmt.Exec(model.ActivityDownload, model.ActivityCompleted, "old", nil, nil, formatTime(ts)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -203,14 +202,14 @@ func TestClearActivity(t *testing.T) {
 	if err != nil || n != 17 {
 		t.Fatalf("ClearActivity = %d, %v; want 17", n, err)
 	}
-	if list, _ := s.ListActivity(ctx, ActivityFilter{}); len(list) != 0 {
+	if list, _ := s.ListActivity(ctx, model.ActivityFilter{}); len(list) != 0 {
 		t.Errorf("%d rows left", len(list))
 	}
 	if n, err := s.ClearActivity(ctx); err != nil || n != 0 {
 		t.Errorf("second clear = %d, %v", n, err)
 	}
 	// Ids keep growing after a clear, so a client's keyset cursor stays valid.
-	a, _ := s.InsertActivity(ctx, Activity{Type: TypeError, Status: StatusFailed})
+	a, _ := s.InsertActivity(ctx, model.Activity{Type: model.ActivityError, Status: model.ActivityFailed})
 	if a.ID <= 17 {
 		t.Errorf("id after clear = %d, want > 17", a.ID)
 	}
@@ -294,13 +293,13 @@ func TestConcurrentWrites(t *testing.T) {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := range 10 {
-				a, err := s.InsertActivity(ctx, Activity{Type: TypeGeneration, Status: StatusStarted, Title: fmt.Sprint(w, i)})
+				a, err := s.InsertActivity(ctx, model.Activity{Type: model.ActivityGeneration, Status: model.ActivityStarted, Title: fmt.Sprint(w, i)})
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				ids <- a.ID
-				if _, err := s.ListActivity(ctx, ActivityFilter{Limit: 5}); err != nil {
+				if _, err := s.ListActivity(ctx, model.ActivityFilter{Limit: 5}); err != nil {
 					t.Error(err)
 				}
 			}

@@ -3,6 +3,7 @@ package db
 import (
 	"bufio"
 	"context"
+	"dashboard/model"
 	"errors"
 	"fmt"
 	"os"
@@ -58,7 +59,7 @@ func TestWriteWaitsForLockHeldByAnotherConnection(t *testing.T) {
 			defer timer.Stop()
 
 			start := time.Now()
-			a, err := s.InsertActivity(context.Background(), Activity{Type: TypeDownload, Status: StatusStarted})
+			a, err := s.InsertActivity(context.Background(), model.Activity{Type: model.ActivityDownload, Status: model.ActivityStarted})
 			took := time.Since(start)
 			if err != nil {
 				t.Fatalf("write failed after %v: %v", took, err)
@@ -66,7 +67,7 @@ func TestWriteWaitsForLockHeldByAnotherConnection(t *testing.T) {
 			if took < 1500*time.Millisecond {
 				t.Errorf("write finished in %v; the lock was not held", took)
 			}
-			if got, _ := s.ListActivity(context.Background(), ActivityFilter{}); len(got) != 1 || got[0].ID != a.ID {
+			if got, _ := s.ListActivity(context.Background(), model.ActivityFilter{}); len(got) != 1 || got[0].ID != a.ID {
 				t.Errorf("row not stored: %v", got)
 			}
 			if retried := logs.Count("database locked; retrying write") > 0; retried != tc.wantRetries {
@@ -107,7 +108,7 @@ func TestWriteGivesUpWithClearError(t *testing.T) {
 	holdWriteLock(t, path) // until the test ends
 
 	start := time.Now()
-	_, err := s.InsertActivity(context.Background(), Activity{Type: TypeError, Status: StatusFailed})
+	_, err := s.InsertActivity(context.Background(), model.Activity{Type: model.ActivityError, Status: model.ActivityFailed})
 	took := time.Since(start)
 	if err == nil {
 		t.Fatal("write succeeded while the lock was held")
@@ -127,7 +128,7 @@ func TestWriteGivesUpWithClearError(t *testing.T) {
 	defer cancel()
 	s.busyRetry = time.Minute
 	start = time.Now()
-	if _, err := s.InsertActivity(ctx, Activity{Type: TypeError, Status: StatusFailed}); err == nil {
+	if _, err := s.InsertActivity(ctx, model.Activity{Type: model.ActivityError, Status: model.ActivityFailed}); err == nil {
 		t.Fatal("write succeeded while the lock was held")
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -242,8 +243,8 @@ func helperWrite(path string) error {
 	}
 	deadline := time.Now().Add(time.Minute)
 	for i := 0; time.Now().Before(deadline); i++ {
-		a, err := s.InsertActivity(ctx, Activity{
-			Type: TypeGeneration, Status: StatusCompleted,
+		a, err := s.InsertActivity(ctx, model.Activity{
+			Type: model.ActivityGeneration, Status: model.ActivityCompleted,
 			Title:    fmt.Sprintf("generation %d", i),
 			Subtitle: strings.Repeat("x", 500), // spill onto new pages often
 			Details:  []byte(fmt.Sprintf(`{"i":%d}`, i)),

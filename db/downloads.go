@@ -8,20 +8,22 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"dashboard/model"
 )
 
 const sqlStartDownload = `INSERT INTO download_history
 (preset_id, status, files_completed, files_total, started_at) VALUES (?, ?, 0, ?, ?)`
 
 // StartDownload records a download that has begun, with status "downloading".
-func (s *Store) StartDownload(ctx context.Context, presetID string, filesTotal int) (DownloadRecord, error) {
+func (s *Store) StartDownload(ctx context.Context, presetID string, filesTotal int) (model.DownloadRecord, error) {
 	if presetID == "" {
-		return DownloadRecord{}, fmt.Errorf("start download: empty preset id")
+		return model.DownloadRecord{}, fmt.Errorf("start download: empty preset id")
 	}
 	started := s.now().UTC().Truncate(time.Millisecond)
 	var id int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, sqlStartDownload, presetID, DownloadRunning, filesTotal, formatTime(started))
+		res, err := tx.ExecContext(ctx, sqlStartDownload, presetID, model.DownloadRunning, filesTotal, formatTime(started))
 		if err != nil {
 			return err
 		}
@@ -29,12 +31,12 @@ func (s *Store) StartDownload(ctx context.Context, presetID string, filesTotal i
 		return err
 	})
 	if err != nil {
-		return DownloadRecord{}, fmt.Errorf("start download %s: %w", presetID, err)
+		return model.DownloadRecord{}, fmt.Errorf("start download %s: %w", presetID, err)
 	}
-	return DownloadRecord{
+	return model.DownloadRecord{
 		ID:         id,
 		PresetID:   presetID,
-		Status:     DownloadRunning,
+		Status:     model.DownloadRunning,
 		FilesTotal: filesTotal,
 		StartedAt:  started,
 	}, nil
@@ -46,10 +48,8 @@ WHERE id = ?`
 
 // FinishDownload records how download id ended: completed, failed or
 // cancelled. An empty errMsg is stored as NULL.
-func (s *Store) FinishDownload(ctx context.Context, id int64, status, errMsg string, filesCompleted, filesTotal int) error {
-	switch status {
-	case DownloadCompleted, DownloadFailed, DownloadCancelled:
-	default:
+func (s *Store) FinishDownload(ctx context.Context, id int64, status model.DownloadStatus, errMsg string, filesCompleted, filesTotal int) error {
+	if !status.Ended() {
 		return fmt.Errorf("finish download %d: status %q is not a final status", id, status)
 	}
 	var msg any // nil binds NULL
@@ -67,7 +67,7 @@ func (s *Store) FinishDownload(ctx context.Context, id int64, status, errMsg str
 			return err
 		}
 		if n == 0 {
-			return ErrNotFound
+			return errNoDownload(id)
 		}
 		return nil
 	})
@@ -82,14 +82,15 @@ FROM download_history`
 
 const sqlGetDownload = sqlDownloadColumns + ` WHERE id = ?`
 
-// GetDownload returns one download_history row, or ErrNotFound.
-func (s *Store) GetDownload(ctx context.Context, id int64) (DownloadRecord, error) {
+// GetDownload returns one download_history row; an unknown id is a
+// model.CodeNotFound error.
+func (s *Store) GetDownload(ctx context.Context, id int64) (model.DownloadRecord, error) {
 	r, err := scanDownload(s.db.QueryRowContext(ctx, sqlGetDownload, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return DownloadRecord{}, fmt.Errorf("get download %d: %w", id, ErrNotFound)
+		return model.DownloadRecord{}, errNoDownload(id)
 	}
 	if err != nil {
-		return DownloadRecord{}, fmt.Errorf("get download %d: %w", id, err)
+		return model.DownloadRecord{}, fmt.Errorf("get download %d: %w", id, err)
 	}
 	return r, nil
 }
@@ -101,7 +102,7 @@ const (
 
 // ListDownloads returns download history newest first; before > 0 returns
 // only rows with a smaller id (keyset pagination).
-func (s *Store) ListDownloads(ctx context.Context, before int64, limit int) ([]DownloadRecord, error) {
+func (s *Store) ListDownloads(ctx context.Context, before int64, limit int) ([]model.DownloadRecord, error) {
 	var rows *sql.Rows
 	var err error
 	if before > 0 {
@@ -113,7 +114,7 @@ func (s *Store) ListDownloads(ctx context.Context, before int64, limit int) ([]D
 		return nil, fmt.Errorf("list downloads: %w", err)
 	}
 	defer rows.Close()
-	out := []DownloadRecord{}
+	out := []model.DownloadRecord{}
 	for rows.Next() {
 		r, err := scanDownload(rows)
 		if err != nil {
@@ -127,13 +128,13 @@ func (s *Store) ListDownloads(ctx context.Context, before int64, limit int) ([]D
 	return out, nil
 }
 
-func scanDownload(row interface{ Scan(...any) error }) (DownloadRecord, error) {
-	var r DownloadRecord
+func scanDownload(row interface{ Scan(...any) error }) (model.DownloadRecord, error) {
+	var r model.DownloadRecord
 	var msg sql.NullString
 	var completed, total sql.NullInt64
 	var started, done dbTime
 	if err := row.Scan(&r.ID, &r.PresetID, &r.Status, &msg, &completed, &total, &started, &done); err != nil {
-		return DownloadRecord{}, err
+		return model.DownloadRecord{}, err
 	}
 	r.ErrorMessage = msg.String
 	r.FilesCompleted = int(completed.Int64)
@@ -147,20 +148,21 @@ func scanDownload(row interface{ Scan(...any) error }) (DownloadRecord, error) {
 }
 
 const sqlMarkInterrupted = `UPDATE download_history
-SET status = ?, error_message = 'interrupted', completed_at = ?
+SET status = ?, error_message = ?, completed_at = ?
 WHERE status = ?
 RETURNING id, preset_id, status, error_message, files_completed, files_total, started_at, completed_at`
 
-// MarkInterrupted fails every download still "downloading": at startup those
+// MarkInterrupted fails every download still "downloading", with the error
+// message "interrupted" (the code, as every interrupted row keeps): at startup those
 // are the ones the previous process did not finish (they are not resumed).
 // It returns the rows it changed, oldest first, so the caller can say so in
 // the activity log.
-func (s *Store) MarkInterrupted(ctx context.Context) ([]DownloadRecord, error) {
+func (s *Store) MarkInterrupted(ctx context.Context) ([]model.DownloadRecord, error) {
 	now := formatTime(s.now())
-	var out []DownloadRecord
+	var out []model.DownloadRecord
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		out = out[:0] // a retried transaction starts over
-		rows, err := tx.QueryContext(ctx, sqlMarkInterrupted, DownloadFailed, now, DownloadRunning)
+		rows, err := tx.QueryContext(ctx, sqlMarkInterrupted, model.DownloadFailed, model.CodeInterrupted, now, model.DownloadRunning)
 		if err != nil {
 			return err
 		}
@@ -177,6 +179,10 @@ func (s *Store) MarkInterrupted(ctx context.Context) ([]DownloadRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mark interrupted downloads: %w", err)
 	}
-	slices.SortFunc(out, func(a, b DownloadRecord) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b model.DownloadRecord) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+func errNoDownload(id int64) *model.Error {
+	return model.Errorf(model.CodeNotFound, "There is no download %d.", id)
 }

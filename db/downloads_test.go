@@ -2,7 +2,7 @@ package db
 
 import (
 	"context"
-	"errors"
+	"dashboard/model"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,20 +16,21 @@ func TestDownloadLifecycle(t *testing.T) {
 	ctx := context.Background()
 
 	for _, tc := range []struct {
-		status, msg    string
+		status         model.DownloadStatus
+		msg            string
 		done, total    int
 		wantStoredNull bool
 	}{
-		{DownloadCompleted, "", 3, 3, true},
-		{DownloadFailed, "HTTP 401 from HuggingFace", 1, 3, false},
-		{DownloadCancelled, "cancelled by user", 0, 4, false},
+		{model.DownloadCompleted, "", 3, 3, true},
+		{model.DownloadFailed, "HTTP 401 from HuggingFace", 1, 3, false},
+		{model.DownloadCancelled, "cancelled by user", 0, 4, false},
 	} {
 		clock.Set(start)
 		rec, err := s.StartDownload(ctx, "FLUX_DEV", 3)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := DownloadRecord{ID: rec.ID, PresetID: "FLUX_DEV", Status: DownloadRunning, FilesTotal: 3, StartedAt: start}
+		want := model.DownloadRecord{ID: rec.ID, PresetID: "FLUX_DEV", Status: model.DownloadRunning, FilesTotal: 3, StartedAt: start}
 		if !reflect.DeepEqual(rec, want) {
 			t.Errorf("StartDownload = %+v, want %+v", rec, want)
 		}
@@ -56,14 +57,14 @@ func TestDownloadLifecycle(t *testing.T) {
 		}
 	}
 
-	if err := s.FinishDownload(ctx, 1, DownloadRunning, "", 0, 0); err == nil || !strings.Contains(err.Error(), "not a final status") {
+	if err := s.FinishDownload(ctx, 1, model.DownloadRunning, "", 0, 0); err == nil || !strings.Contains(err.Error(), "not a final status") {
 		t.Errorf("finishing as downloading: %v", err)
 	}
-	if err := s.FinishDownload(ctx, 9999, DownloadCompleted, "", 0, 0); !errors.Is(err, ErrNotFound) {
-		t.Errorf("finish unknown id: %v, want ErrNotFound", err)
+	if err := s.FinishDownload(ctx, 9999, model.DownloadCompleted, "", 0, 0); model.ErrorCode(err) != model.CodeNotFound {
+		t.Errorf("finish unknown id: %v, want not_found", err)
 	}
-	if _, err := s.GetDownload(ctx, 9999); !errors.Is(err, ErrNotFound) {
-		t.Errorf("get unknown id: %v, want ErrNotFound", err)
+	if _, err := s.GetDownload(ctx, 9999); model.ErrorCode(err) != model.CodeNotFound {
+		t.Errorf("get unknown id: %v, want not_found", err)
 	}
 	if _, err := s.StartDownload(ctx, "", 1); err == nil {
 		t.Error("empty preset id accepted")
@@ -78,7 +79,7 @@ func TestMarkInterrupted(t *testing.T) {
 	a, _ := s.StartDownload(ctx, "A", 2)
 	b, _ := s.StartDownload(ctx, "B", 2)
 	c, _ := s.StartDownload(ctx, "C", 1)
-	if err := s.FinishDownload(ctx, b.ID, DownloadCompleted, "", 2, 2); err != nil {
+	if err := s.FinishDownload(ctx, b.ID, model.DownloadCompleted, "", 2, 2); err != nil {
 		t.Fatal(err)
 	}
 	finishedB, _ := s.GetDownload(ctx, b.ID)
@@ -86,12 +87,12 @@ func TestMarkInterrupted(t *testing.T) {
 	restart := start.Add(time.Hour)
 	clock.Set(restart)
 	marked, err := s.MarkInterrupted(ctx)
-	if err != nil || len(marked) != 2 || marked[0].ID != a.ID || marked[1].ID != c.ID || marked[1].PresetID != "C" || marked[0].Status != DownloadFailed {
+	if err != nil || len(marked) != 2 || marked[0].ID != a.ID || marked[1].ID != c.ID || marked[1].PresetID != "C" || marked[0].Status != model.DownloadFailed {
 		t.Fatalf("MarkInterrupted = %+v, %v; want rows A and C", marked, err)
 	}
 	for _, id := range []int64{a.ID, c.ID} {
 		got, _ := s.GetDownload(ctx, id)
-		if got.Status != DownloadFailed || got.ErrorMessage != "interrupted" ||
+		if got.Status != model.DownloadFailed || got.ErrorMessage != "interrupted" ||
 			got.CompletedAt == nil || !got.CompletedAt.Equal(restart) {
 			t.Errorf("interrupted row %+v", got)
 		}

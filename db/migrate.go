@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"dashboard/model"
 )
 
 // migrationFiles holds the schema, one file per version: NNNN_name.sql.
@@ -62,8 +64,8 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // chose is never overwritten.
 func defaultSettings() map[string]string {
 	return map[string]string{
-		"theme":                   "dark",
-		"activity_retention_days": "30",
+		model.SettingTheme:         model.DefaultTheme,
+		model.SettingRetentionDays: strconv.Itoa(model.DefaultRetentionDays),
 	}
 }
 

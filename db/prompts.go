@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"dashboard/model"
 )
 
 const sqlSelectPromptStatus = `SELECT status FROM comfyui_prompts WHERE prompt_id = ?`
 
-// PromptStatus returns the status last recorded for a ComfyUI prompt; ok is
-// false when the prompt was never seen.
-func (s *Store) PromptStatus(ctx context.Context, promptID string) (status string, ok bool, err error) {
+// PromptStatus returns the status last recorded for a ComfyUI prompt (the
+// status of the last activity logged for it); ok is false when the prompt
+// was never seen.
+func (s *Store) PromptStatus(ctx context.Context, promptID string) (status model.ActivityStatus, ok bool, err error) {
 	err = s.db.QueryRowContext(ctx, sqlSelectPromptStatus, promptID).Scan(&status)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
@@ -27,7 +30,7 @@ const sqlUpsertPrompt = `INSERT INTO comfyui_prompts (prompt_id, status, updated
 ON CONFLICT(prompt_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at`
 
 // SetPromptStatus records (or updates) a ComfyUI prompt's status.
-func (s *Store) SetPromptStatus(ctx context.Context, promptID, status string) error {
+func (s *Store) SetPromptStatus(ctx context.Context, promptID string, status model.ActivityStatus) error {
 	if promptID == "" || status == "" {
 		return fmt.Errorf("save prompt status: empty prompt id or status")
 	}

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"dashboard/model"
 	"testing"
 	"time"
 )
@@ -15,27 +16,27 @@ func TestPromptStatus(t *testing.T) {
 	if st, ok, err := s.PromptStatus(ctx, "p1"); err != nil || ok || st != "" {
 		t.Errorf("unknown prompt = %q, %v, %v", st, ok, err)
 	}
-	if err := s.SetPromptStatus(ctx, "p1", StatusStarted); err != nil {
+	if err := s.SetPromptStatus(ctx, "p1", model.ActivityStarted); err != nil {
 		t.Fatal(err)
 	}
 	clock.Set(start.Add(48 * time.Hour))
-	if err := s.SetPromptStatus(ctx, "p1", StatusCompleted); err != nil { // upsert
+	if err := s.SetPromptStatus(ctx, "p1", model.ActivityCompleted); err != nil { // upsert
 		t.Fatal(err)
 	}
-	if err := s.SetPromptStatus(ctx, "p2", StatusStarted); err != nil {
+	if err := s.SetPromptStatus(ctx, "p2", model.ActivityStarted); err != nil {
 		t.Fatal(err)
 	}
 	clock.Set(start)
-	if err := s.SetPromptStatus(ctx, "p3", StatusFailed); err != nil {
+	if err := s.SetPromptStatus(ctx, "p3", model.ActivityFailed); err != nil {
 		t.Fatal(err)
 	}
-	if st, ok, _ := s.PromptStatus(ctx, "p1"); !ok || st != StatusCompleted {
+	if st, ok, _ := s.PromptStatus(ctx, "p1"); !ok || st != model.ActivityCompleted {
 		t.Errorf("p1 = %q, %v", st, ok)
 	}
 	if ts := queryString(t, s.db, `SELECT updated_at FROM comfyui_prompts WHERE prompt_id = 'p1'`); ts != "2026-11-29T10:00:00.000Z" {
 		t.Errorf("p1 updated_at = %s", ts)
 	}
-	if err := s.SetPromptStatus(ctx, "", StatusStarted); err == nil {
+	if err := s.SetPromptStatus(ctx, "", model.ActivityStarted); err == nil {
 		t.Error("empty prompt id accepted")
 	}
 
@@ -56,7 +57,7 @@ func TestPromptStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if st, ok, _ := s2.PromptStatus(ctx, "p2"); !ok || st != StatusStarted {
+	if st, ok, _ := s2.PromptStatus(ctx, "p2"); !ok || st != model.ActivityStarted {
 		t.Errorf("after reopen p2 = %q, %v", st, ok)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+
+	"dashboard/model"
 )
 
 // recover moves the corrupt database aside (never deleting it) and opens a
@@ -72,9 +74,9 @@ func (s *Store) logRecovery(ctx context.Context, problem string) error {
 	if err != nil {
 		return fmt.Errorf("log database recovery: %w", err)
 	}
-	_, err = s.InsertActivity(ctx, Activity{
-		Type:     TypeError,
-		Status:   StatusFailed,
+	_, err = s.InsertActivity(ctx, model.Activity{
+		Type:     model.ActivityError,
+		Status:   model.ActivityFailed,
 		Title:    "Database was corrupt and has been reset",
 		Subtitle: "The damaged file was kept at " + s.recovered,
 		Details:  details,

@@ -3,6 +3,7 @@ package db
 import (
 	"bytes"
 	"context"
+	"dashboard/model"
 	"encoding/binary"
 	"encoding/json"
 	"os"
@@ -27,7 +28,7 @@ func fillDatabase(t *testing.T, path string, rows int) {
 		t.Fatal(err)
 	}
 	for i := range rows {
-		_, err := tx.Exec(sqlInsertActivity, TypeDownload, StatusCompleted, "row", strings.Repeat("s", 300),
+		_, err := tx.Exec(sqlInsertActivity, model.ActivityDownload, model.ActivityCompleted, "row", strings.Repeat("s", 300),
 			`{"n":1}`, formatTime(recoveryClock.Add(time.Duration(i)*time.Second)))
 		if err != nil {
 			t.Fatal(err)
@@ -74,12 +75,12 @@ func checkRecovered(t *testing.T, path string, damaged []byte) {
 	if v, _, _ := s.Setting(ctx, "theme"); v != "dark" {
 		t.Errorf("fresh database theme = %q, want default", v)
 	}
-	list, err := s.ListActivity(ctx, ActivityFilter{})
+	list, err := s.ListActivity(ctx, model.ActivityFilter{})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("activity after reset = %v, %v; want just the reset notice", list, err)
 	}
 	a := list[0]
-	if a.Type != TypeError || a.Status != StatusFailed ||
+	if a.Type != model.ActivityError || a.Status != model.ActivityFailed ||
 		!strings.Contains(a.Title, "corrupt") || !strings.Contains(a.Title, "reset") {
 		t.Errorf("reset notice = %+v", a)
 	}
@@ -183,7 +184,7 @@ func TestZeroLengthFileIsANewDatabase(t *testing.T) {
 	if v, _, _ := s.Setting(context.Background(), "theme"); v != "dark" {
 		t.Errorf("theme = %q, want the default", v)
 	}
-	if list, _ := s.ListActivity(context.Background(), ActivityFilter{}); len(list) != 0 {
+	if list, _ := s.ListActivity(context.Background(), model.ActivityFilter{}); len(list) != 0 {
 		t.Errorf("activity = %v, want none", list)
 	}
 	matches, _ := filepath.Glob(path + ".corrupt-*")

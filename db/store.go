@@ -25,9 +25,6 @@ import (
 	_ "github.com/ncruces/go-sqlite3/driver" // registers the "sqlite3" database/sql driver
 )
 
-// ErrNotFound is returned when a row asked for by id does not exist.
-var ErrNotFound = errors.New("not found")
-
 // Options configures Open. The zero value is usable.
 type Options struct {
 	Logger    *slog.Logger     // nil → slog.Default()

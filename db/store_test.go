@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"dashboard/model"
 	"database/sql"
 	"errors"
 	"os"
@@ -96,7 +97,7 @@ func TestReopenIsIdempotentAndKeepsUserSettings(t *testing.T) {
 	if err := s.DeleteSetting(ctx, "activity_retention_days"); err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.InsertActivity(ctx, Activity{Type: TypeGeneration, Status: StatusCompleted, Title: "kept"})
+	a, err := s.InsertActivity(ctx, model.Activity{Type: model.ActivityGeneration, Status: model.ActivityCompleted, Title: "kept"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestReopenIsIdempotentAndKeepsUserSettings(t *testing.T) {
 		if n := logs.Count("applied database migration"); n != 0 {
 			t.Errorf("reopen applied %d migrations", n)
 		}
-		list, _ := s.ListActivity(ctx, ActivityFilter{})
+		list, _ := s.ListActivity(ctx, model.ActivityFilter{})
 		if len(list) != 1 || list[0].ID != a.ID {
 			t.Errorf("activity after reopen = %v", list)
 		}
@@ -166,7 +167,7 @@ INSERT INTO activity (type, status, title, created_at) VALUES ('download', 'comp
 	if v, _, _ := s.Setting(ctx, "theme"); v != "light" {
 		t.Errorf("theme = %q, want the legacy value", v)
 	}
-	list, err := s.ListActivity(ctx, ActivityFilter{})
+	list, err := s.ListActivity(ctx, model.ActivityFilter{})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("list = %v, %v", list, err)
 	}
@@ -185,7 +186,7 @@ func TestFileModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, path, _ := openTest(t, Options{})
-	if _, err := s.InsertActivity(ctx, Activity{Type: TypeError, Status: StatusFailed}); err != nil {
+	if _, err := s.InsertActivity(ctx, model.Activity{Type: model.ActivityError, Status: model.ActivityFailed}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
@@ -293,14 +294,14 @@ func TestJournalModeFallback(t *testing.T) {
 				}
 				// The store works in every mode, including with the single
 				// connection of wal-exclusive.
-				a, err := s.InsertActivity(ctx, Activity{Type: TypeDownload, Status: StatusStarted})
+				a, err := s.InsertActivity(ctx, model.Activity{Type: model.ActivityDownload, Status: model.ActivityStarted})
 				if err != nil {
 					t.Fatal(err)
 				}
 				if err := s.SetSettings(ctx, map[string]string{"theme": "light"}); err != nil {
 					t.Fatal(err)
 				}
-				list, err := s.ListActivity(ctx, ActivityFilter{})
+				list, err := s.ListActivity(ctx, model.ActivityFilter{})
 				if err != nil || len(list) != round+1 || list[0].ID != a.ID {
 					t.Errorf("list = %v, %v", list, err)
 				}

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"dashboard/model"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -151,7 +152,7 @@ func benchClient() error {
 	<-d.done
 	el := time.Since(began)
 	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-	if got := m.snapshot(d); got.Status != StatusCompleted {
+	if got := m.snapshot(d); got.Status != model.DownloadCompleted {
 		return fmt.Errorf("download ended %s: %+v", got.Status, got.Error)
 	}
 	return json.NewEncoder(os.Stdout).Encode(benchResult{

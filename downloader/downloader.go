@@ -24,7 +24,7 @@ import (
 	"sync"
 	"time"
 
-	"dashboard/db"
+	"dashboard/model"
 )
 
 // Publisher sends an event to every live client (the realtime hub).
@@ -32,29 +32,19 @@ type Publisher interface {
 	Publish(typ string, data any)
 }
 
-// Recorder writes an activity row and announces it.
+// Recorder checks and stores an activity row without announcing it: the
+// downloader publishes the saved row itself, in order with its own frames.
 type Recorder interface {
-	Record(ctx context.Context, a db.Activity) (db.Activity, error)
+	Insert(ctx context.Context, a model.Activity) (model.Activity, error)
 }
 
 // History is the download_history table.
 type History interface {
-	StartDownload(ctx context.Context, presetID string, filesTotal int) (db.DownloadRecord, error)
-	FinishDownload(ctx context.Context, id int64, status, errMsg string, filesCompleted, filesTotal int) error
-	GetDownload(ctx context.Context, id int64) (db.DownloadRecord, error)
+	StartDownload(ctx context.Context, presetID string, filesTotal int) (model.DownloadRecord, error)
+	FinishDownload(ctx context.Context, id int64, status model.DownloadStatus, errMsg string, filesCompleted, filesTotal int) error
+	GetDownload(ctx context.Context, id int64) (model.DownloadRecord, error)
+	MarkInterrupted(ctx context.Context) ([]model.DownloadRecord, error)
 }
-
-// Errors callers map to HTTP answers. They are returned wrapped with a
-// message meant for a person.
-var (
-	ErrNotFound      = errors.New("not found")
-	ErrAlreadyQueued = errors.New("already queued")
-	ErrTokenRequired = errors.New("huggingface token required")
-	ErrFinished      = errors.New("download already finished")
-	ErrNotRetryable  = errors.New("download cannot be retried")
-	// ErrAlreadyInstalled: every file of the preset is in place already.
-	ErrAlreadyInstalled = errors.New("already installed")
-)
 
 // Config wires a Manager. Zero values get the defaults noted.
 type Config struct {
@@ -91,6 +81,10 @@ type Manager struct {
 	events   *eventQueue
 	paths    *pathLocks
 	bufs     sync.Pool // *[]byte of chunkSize, shared by transfers
+
+	// presetsMu makes reading the presets' state and queueing the presets
+	// frame one step, so frames go out in the order the states were read.
+	presetsMu sync.Mutex
 
 	mu         sync.Mutex
 	presets    map[string]Preset
@@ -223,6 +217,31 @@ func (m *Manager) Run(ctx context.Context) error {
 	return nil
 }
 
+// PresetList is GET /api/presets and the data of the "presets" frame.
+type PresetList struct {
+	Presets []Preset `json:"presets"`
+	Error   *string  `json:"error"` // why presets.yaml could not be (fully) used
+}
+
+// PresetList returns every preset with its install state and the file's problem.
+func (m *Manager) PresetList() PresetList {
+	ps, loadErr := m.Presets()
+	l := PresetList{Presets: ps}
+	if loadErr != "" {
+		l.Error = &loadErr
+	}
+	return l
+}
+
+// publishPresets queues the "presets" frame: presets.yaml changed, or a
+// preset's install state may have (a download was queued, started or ended,
+// or a file landed).
+func (m *Manager) publishPresets() {
+	m.presetsMu.Lock()
+	defer m.presetsMu.Unlock()
+	m.events.push(model.FramePresets, m.PresetList())
+}
+
 // Presets returns every preset with its install state, sorted by category
 // then name, and why the presets file could not be (fully) used, "" if fine.
 func (m *Manager) Presets() ([]Preset, string) {
@@ -239,6 +258,9 @@ func (m *Manager) Presets() ([]Preset, string) {
 		ps[i] = m.withState(ps[i], active)
 	}
 	sortPresets(ps)
+	if ps == nil {
+		ps = []Preset{}
+	}
 	return ps, loadErr
 }
 
@@ -259,11 +281,11 @@ func (m *Manager) activeLocked() map[string]string {
 	active := map[string]string{}
 	for _, d := range m.downloads {
 		switch d.status {
-		case StatusQueued:
+		case model.DownloadQueued:
 			if active[d.preset.ID] == "" {
 				active[d.preset.ID] = PresetQueued
 			}
-		case StatusDownloading:
+		case model.DownloadRunning:
 			active[d.preset.ID] = PresetDownloading
 		}
 	}
@@ -351,6 +373,7 @@ func (m *Manager) watchPresets(ctx context.Context) {
 		m.mu.Unlock()
 		if changed {
 			m.reloadPresets()
+			m.publishPresets()
 		}
 	}
 }

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"dashboard/db"
+	"dashboard/model"
 )
 
 // ---- fakes ----
@@ -28,26 +28,26 @@ import (
 type fakeHistory struct {
 	mu   sync.Mutex
 	next int64
-	rows map[int64]db.DownloadRecord
+	rows map[int64]model.DownloadRecord
 }
 
-func newFakeHistory() *fakeHistory { return &fakeHistory{rows: map[int64]db.DownloadRecord{}} }
+func newFakeHistory() *fakeHistory { return &fakeHistory{rows: map[int64]model.DownloadRecord{}} }
 
-func (h *fakeHistory) StartDownload(_ context.Context, presetID string, filesTotal int) (db.DownloadRecord, error) {
+func (h *fakeHistory) StartDownload(_ context.Context, presetID string, filesTotal int) (model.DownloadRecord, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.next++
-	r := db.DownloadRecord{ID: h.next, PresetID: presetID, Status: db.DownloadRunning, FilesTotal: filesTotal, StartedAt: time.Now().UTC()}
+	r := model.DownloadRecord{ID: h.next, PresetID: presetID, Status: model.DownloadRunning, FilesTotal: filesTotal, StartedAt: time.Now().UTC()}
 	h.rows[r.ID] = r
 	return r, nil
 }
 
-func (h *fakeHistory) FinishDownload(_ context.Context, id int64, status, errMsg string, filesCompleted, filesTotal int) error {
+func (h *fakeHistory) FinishDownload(_ context.Context, id int64, status model.DownloadStatus, errMsg string, filesCompleted, filesTotal int) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r, ok := h.rows[id]
 	if !ok {
-		return db.ErrNotFound
+		return model.Errorf(model.CodeNotFound, "There is no download %d.", id)
 	}
 	now := time.Now().UTC()
 	r.Status, r.ErrorMessage, r.FilesCompleted, r.FilesTotal, r.CompletedAt = status, errMsg, filesCompleted, filesTotal, &now
@@ -55,17 +55,32 @@ func (h *fakeHistory) FinishDownload(_ context.Context, id int64, status, errMsg
 	return nil
 }
 
-func (h *fakeHistory) GetDownload(_ context.Context, id int64) (db.DownloadRecord, error) {
+func (h *fakeHistory) GetDownload(_ context.Context, id int64) (model.DownloadRecord, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r, ok := h.rows[id]
 	if !ok {
-		return db.DownloadRecord{}, fmt.Errorf("get download %d: %w", id, db.ErrNotFound)
+		return model.DownloadRecord{}, model.Errorf(model.CodeNotFound, "There is no download %d.", id)
 	}
 	return r, nil
 }
 
-func (h *fakeHistory) row(id int64) db.DownloadRecord {
+func (h *fakeHistory) MarkInterrupted(context.Context) ([]model.DownloadRecord, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []model.DownloadRecord
+	for id, r := range h.rows {
+		if r.Status == model.DownloadRunning {
+			now := time.Now().UTC()
+			r.Status, r.ErrorMessage, r.CompletedAt = model.DownloadFailed, string(model.CodeInterrupted), &now
+			h.rows[id] = r
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (h *fakeHistory) row(id int64) model.DownloadRecord {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.rows[id]
@@ -73,10 +88,10 @@ func (h *fakeHistory) row(id int64) db.DownloadRecord {
 
 type fakeRecorder struct {
 	mu   sync.Mutex
-	acts []db.Activity
+	acts []model.Activity
 }
 
-func (r *fakeRecorder) Record(_ context.Context, a db.Activity) (db.Activity, error) {
+func (r *fakeRecorder) Insert(_ context.Context, a model.Activity) (model.Activity, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	a.ID = int64(len(r.acts) + 1)
@@ -84,15 +99,18 @@ func (r *fakeRecorder) Record(_ context.Context, a db.Activity) (db.Activity, er
 	return a, nil
 }
 
-func (r *fakeRecorder) all() []db.Activity {
+func (r *fakeRecorder) all() []model.Activity {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]db.Activity(nil), r.acts...)
+	return append([]model.Activity(nil), r.acts...)
 }
 
 type frame struct {
-	at time.Time
-	d  Download
+	at   time.Time
+	typ  string
+	d    Download       // a download frame's data
+	a    model.Activity // an activity frame's data
+	list PresetList     // a presets frame's data
 }
 
 type fakePublisher struct {
@@ -105,25 +123,42 @@ func (p *fakePublisher) Publish(typ string, data any) {
 	if p.delay > 0 {
 		time.Sleep(p.delay)
 	}
-	d, ok := data.(Download)
-	if typ != "download" || !ok {
+	f := frame{at: time.Now(), typ: typ}
+	var ok bool
+	switch typ {
+	case model.FrameDownload:
+		f.d, ok = data.(Download)
+	case model.FrameActivity:
+		f.a, ok = data.(model.Activity)
+	case model.FramePresets:
+		f.list, ok = data.(PresetList)
+	}
+	if !ok {
 		panic(fmt.Sprintf("unexpected frame %s %T", typ, data))
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.frames = append(p.frames, frame{time.Now(), d})
+	p.frames = append(p.frames, f)
 }
 
+// of returns the download frames of download id.
 func (p *fakePublisher) of(id int64) []frame {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []frame
 	for _, f := range p.frames {
-		if f.d.ID == id {
+		if f.typ == model.FrameDownload && f.d.ID == id {
 			out = append(out, f)
 		}
 	}
 	return out
+}
+
+// all returns every frame published so far.
+func (p *fakePublisher) all() []frame {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]frame(nil), p.frames...)
 }
 
 // syncBuffer collects log output from many goroutines.
@@ -366,7 +401,7 @@ func (e *env) wait(id int64) Download {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, d := range e.m.Downloads() {
-			if d.ID == id && (d.Status == StatusCompleted || d.Status == StatusFailed || d.Status == StatusCancelled) {
+			if d.ID == id && (d.Status == model.DownloadCompleted || d.Status == model.DownloadFailed || d.Status == model.DownloadCancelled) {
 				return d
 			}
 		}
@@ -472,11 +507,11 @@ func TestInstallCompletes(t *testing.T) {
 	}
 
 	q := e.install("TWO")
-	if q.Status != StatusQueued || q.ID == 0 || q.FilesTotal != 2 || q.FilesCompleted != 1 || q.BytesTotal != 3e6 || q.PresetName != "Two files" {
+	if q.Status != model.DownloadQueued || q.ID == 0 || q.FilesTotal != 2 || q.FilesCompleted != 1 || q.BytesTotal != 3e6 || q.PresetName != "Two files" {
 		t.Errorf("queued download = %+v", q)
 	}
 	d := e.wait(q.ID)
-	if d.Status != StatusCompleted || d.Error != nil || d.FilesCompleted != 2 || d.BytesDone != int64(len(data)) || d.BytesTotal != int64(len(data)) || d.CompletedAt == nil {
+	if d.Status != model.DownloadCompleted || d.Error != nil || d.FilesCompleted != 2 || d.BytesDone != int64(len(data)) || d.BytesTotal != int64(len(data)) || d.CompletedAt == nil {
 		t.Errorf("finished download = %+v", d)
 	}
 	if got := e.file("checkpoints/model.safetensors"); !bytes.Equal(got, data) {
@@ -501,12 +536,12 @@ func TestInstallCompletes(t *testing.T) {
 	}
 
 	row := e.hist.row(q.ID)
-	if row.Status != db.DownloadCompleted || row.FilesCompleted != 2 || row.FilesTotal != 2 || row.ErrorMessage != "" {
+	if row.Status != model.DownloadCompleted || row.FilesCompleted != 2 || row.FilesTotal != 2 || row.ErrorMessage != "" {
 		t.Errorf("history row = %+v", row)
 	}
 	acts := e.rec.all()
-	if len(acts) != 2 || acts[0].Status != db.StatusStarted || acts[0].Title != "Downloading Two files" || acts[0].Subtitle != "TWO" ||
-		acts[1].Status != db.StatusCompleted || acts[1].Type != db.TypeDownload {
+	if len(acts) != 2 || acts[0].Status != model.ActivityStarted || acts[0].Title != "Downloading Two files" || acts[0].Subtitle != "TWO" ||
+		acts[1].Status != model.ActivityCompleted || acts[1].Type != model.ActivityDownload {
 		t.Fatalf("activity = %+v", acts)
 	}
 	var details map[string]any
@@ -518,16 +553,16 @@ func TestInstallCompletes(t *testing.T) {
 	}
 	waitFor(t, "the completed frame", func() bool {
 		fs := e.pub.of(q.ID)
-		return len(fs) > 0 && fs[len(fs)-1].d.Status == StatusCompleted
+		return len(fs) > 0 && fs[len(fs)-1].d.Status == model.DownloadCompleted
 	})
 	fs := e.pub.of(q.ID)
-	if fs[0].d.Status != StatusQueued || fs[1].d.Status != StatusDownloading {
+	if fs[0].d.Status != model.DownloadQueued || fs[1].d.Status != model.DownloadRunning {
 		t.Errorf("first frames = %+v", fs[:2])
 	}
 
 	// Installing it again is refused: nothing to fetch, nothing recorded.
 	nActs := len(e.rec.all())
-	if _, err := e.m.Install(context.Background(), "TWO"); !errors.Is(err, ErrAlreadyInstalled) {
+	if _, err := e.m.Install(context.Background(), "TWO"); model.ErrorCode(err) != model.CodeAlreadyInstalled {
 		t.Errorf("second install: %v, want ErrAlreadyInstalled", err)
 	}
 	if len(rc.gets("/org/repo/resolve/main/model.safetensors")) != 1 || len(e.rec.all()) != nActs {
@@ -543,7 +578,7 @@ func TestInstallCompletes(t *testing.T) {
 
 func TestDownloadJSONShape(t *testing.T) {
 	eta := int64(7)
-	b, err := json.Marshal(Download{ID: 3, PresetID: "X", Status: StatusQueued, EtaSeconds: &eta})
+	b, err := json.Marshal(Download{ID: 3, PresetID: "X", Status: model.DownloadQueued, EtaSeconds: &eta})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,7 +630,7 @@ func TestGatedNeedsToken(t *testing.T) {
 		c.Token = func(context.Context) string { mu.Lock(); defer mu.Unlock(); return token }
 	}})
 	for _, id := range []string{"FLAGGED", "LOCKED"} {
-		if _, err := e.m.Install(context.Background(), id); !errors.Is(err, ErrTokenRequired) {
+		if _, err := e.m.Install(context.Background(), id); model.ErrorCode(err) != model.CodeHFTokenRequired {
 			t.Errorf("install %s without token: %v, want ErrTokenRequired", id, err)
 		}
 	}
@@ -606,13 +641,13 @@ func TestGatedNeedsToken(t *testing.T) {
 		t.Error("something was queued without a token")
 	}
 	// A public file needs no token.
-	if d := e.wait(e.install("OPEN").ID); d.Status != StatusCompleted {
+	if d := e.wait(e.install("OPEN").ID); d.Status != model.DownloadCompleted {
 		t.Errorf("open = %+v", d)
 	}
 	mu.Lock()
 	token = "hf_x"
 	mu.Unlock()
-	if d := e.wait(e.install("LOCKED").ID); d.Status != StatusCompleted {
+	if d := e.wait(e.install("LOCKED").ID); d.Status != model.DownloadCompleted {
 		t.Errorf("locked with token = %+v", d)
 	}
 }
@@ -621,27 +656,27 @@ func TestHTTPErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		handler http.HandlerFunc
-		code    string
+		code    model.Code
 		msg     string
 	}{
 		{"401", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Error-Code", "GatedRepo")
 			http.Error(w, "Access to model org/repo is restricted", http.StatusUnauthorized)
-		}, CodeTokenRequired, "token"},
+		}, model.CodeHFTokenRequired, "token"},
 		{"403", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Error-Code", "GatedRepo")
 			http.Error(w, "Access to model org/repo is restricted and you are not in the authorized list", http.StatusForbidden)
-		}, CodeAccessDenied, "https://huggingface.co/org/repo "},
+		}, model.CodeHFAccessDenied, "https://huggingface.co/org/repo "},
 		{"404", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Error-Code", "EntryNotFound")
 			http.NotFound(w, r)
-		}, CodeNotFound, "not found"},
+		}, model.CodeNotFound, "not found"},
 		{"400", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "no", http.StatusBadRequest)
-		}, CodeHTTP, "400"},
+		}, model.CodeHTTP, "400"},
 		{"500 forever", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "down", http.StatusBadGateway)
-		}, CodeNetwork, "gave up after 4 attempts"},
+		}, model.CodeNetwork, "gave up after 4 attempts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -650,26 +685,26 @@ func TestHTTPErrors(t *testing.T) {
 			defer srv.Close()
 			e := newEnv(t, srv.URL, onePreset("P", "x/f.bin", hfURL("f.bin"), ""), envOpts{})
 			d := e.wait(e.install("P").ID)
-			if d.Status != StatusFailed || d.Error == nil || d.Error.Code != tt.code || !strings.Contains(d.Error.Message, tt.msg) {
+			if d.Status != model.DownloadFailed || d.Error == nil || d.Error.Code != tt.code || !strings.Contains(d.Error.Message, tt.msg) {
 				t.Fatalf("download = %+v err=%+v", d, d.Error)
 			}
 			if strings.Contains(d.Error.Message, "hf_secret") || strings.Contains(e.logs.String(), "hf_secret") {
 				t.Error("the token leaked into a message or the log")
 			}
 			wantGets := 1
-			if tt.code == CodeNetwork {
+			if tt.code == model.CodeNetwork {
 				wantGets = 4 // MaxRetries 3 after the first
 			}
 			if n := len(rc.gets("/org/repo/resolve/main/f.bin")); n != wantGets {
 				t.Errorf("%d GETs, want %d", n, wantGets)
 			}
 			row := e.hist.row(d.ID)
-			if row.Status != db.DownloadFailed || row.ErrorMessage != d.Error.Message {
+			if row.Status != model.DownloadFailed || row.ErrorMessage != d.Error.Message {
 				t.Errorf("history = %+v", row)
 			}
 			acts := e.rec.all()
 			last := acts[len(acts)-1]
-			if last.Status != db.StatusFailed || !strings.Contains(string(last.Details), tt.code) {
+			if last.Status != model.ActivityFailed || !strings.Contains(string(last.Details), string(tt.code)) {
 				t.Errorf("activity = %+v %s", last, last.Details)
 			}
 			if exists(filepath.Join(e.models, "x/f.bin")) {
@@ -711,10 +746,10 @@ func TestTokenStaysOnHFHost(t *testing.T) {
     - {path: a/direct.bin, url: "` + cdn.URL + `/direct.bin"}
 `
 	e := newEnv(t, hf.URL, yml, envOpts{})
-	if d := e.wait(e.install("VIA_CDN").ID); d.Status != StatusCompleted {
+	if d := e.wait(e.install("VIA_CDN").ID); d.Status != model.DownloadCompleted {
 		t.Fatalf("via cdn = %+v %+v", d, d.Error)
 	}
-	if d := e.wait(e.install("ELSEWHERE").ID); d.Status != StatusCompleted {
+	if d := e.wait(e.install("ELSEWHERE").ID); d.Status != model.DownloadCompleted {
 		t.Fatalf("elsewhere = %+v %+v", d, d.Error)
 	}
 	if reqs := hfRC.all(); len(reqs) != 1 || reqs[0].Auth != "Bearer hf_secret" {
@@ -752,7 +787,7 @@ func TestRedirectChecksumEnforced(t *testing.T) {
 	defer hf.Close()
 	e := newEnv(t, hf.URL, onePreset("P", "a/x.bin", hfURL("x.bin"), ""), envOpts{})
 	d := e.wait(e.install("P").ID)
-	if d.Status != StatusFailed || d.Error.Code != CodeChecksum {
+	if d.Status != model.DownloadFailed || d.Error.Code != model.CodeChecksum {
 		t.Fatalf("download = %+v %+v", d, d.Error)
 	}
 }
@@ -776,7 +811,7 @@ func TestResumeAfterCutConnection(t *testing.T) {
 	defer srv.Close()
 	e := newEnv(t, srv.URL, onePreset("P", "a/big.bin", hfURL("big.bin"), ""), envOpts{})
 	d := e.wait(e.install("P").ID)
-	if d.Status != StatusCompleted {
+	if d.Status != model.DownloadCompleted {
 		t.Fatalf("download = %+v %+v", d, d.Error)
 	}
 	if !bytes.Equal(e.file("a/big.bin"), data) {
@@ -810,7 +845,7 @@ func TestResumeAnsweredWith200RestartsFromZero(t *testing.T) {
 	// A stale .part with wrong bytes, longer than half the file.
 	os.WriteFile(filepath.Join(e.models, "a/f.bin.part"), bytes.Repeat([]byte{'x'}, 700_000), 0o644)
 	d := e.wait(e.install("P").ID)
-	if d.Status != StatusCompleted || !bytes.Equal(e.file("a/f.bin"), data) {
+	if d.Status != model.DownloadCompleted || !bytes.Equal(e.file("a/f.bin"), data) {
 		t.Fatalf("download = %+v %+v", d, d.Error)
 	}
 	if gets := rc.gets("/org/repo/resolve/main/f.bin"); len(gets) != 1 || gets[0].Range != "bytes=700000-" {
@@ -846,12 +881,12 @@ func TestRetryAfter500And429(t *testing.T) {
     files: [{path: a/slow.bin, url: "` + hfURL("slow.bin") + `"}]
 `
 	e := newEnv(t, srv.URL, yml, envOpts{})
-	if d := e.wait(e.install("FIVE").ID); d.Status != StatusCompleted || len(rc.gets("/org/repo/resolve/main/five.bin")) != 2 {
+	if d := e.wait(e.install("FIVE").ID); d.Status != model.DownloadCompleted || len(rc.gets("/org/repo/resolve/main/five.bin")) != 2 {
 		t.Errorf("after a 500: %+v", d)
 	}
 	began := time.Now()
 	d := e.wait(e.install("SLOW").ID)
-	if d.Status != StatusCompleted || len(rc.gets("/org/repo/resolve/main/slow.bin")) != 2 {
+	if d.Status != model.DownloadCompleted || len(rc.gets("/org/repo/resolve/main/slow.bin")) != 2 {
 		t.Errorf("after a 429: %+v", d)
 	}
 	// RetryBase is 1ms: only Retry-After explains a wait of a second.
@@ -881,7 +916,7 @@ func TestChecksumMismatch(t *testing.T) {
 	e := newEnv(t, srv.URL, yml, envOpts{})
 	for _, id := range []string{"BY_ETAG", "BY_PRESET"} {
 		d := e.wait(e.install(id).ID)
-		if d.Status != StatusFailed || d.Error.Code != CodeChecksum {
+		if d.Status != model.DownloadFailed || d.Error.Code != model.CodeChecksum {
 			t.Errorf("%s = %+v %+v", id, d, d.Error)
 		}
 	}
@@ -890,7 +925,7 @@ func TestChecksumMismatch(t *testing.T) {
 			t.Errorf("%s exists after a checksum mismatch", f)
 		}
 	}
-	if d := e.wait(e.install("RIGHT").ID); d.Status != StatusCompleted {
+	if d := e.wait(e.install("RIGHT").ID); d.Status != model.DownloadCompleted {
 		t.Errorf("RIGHT = %+v %+v", d, d.Error)
 	}
 }
@@ -921,7 +956,7 @@ func TestStalledBodyIsRetried(t *testing.T) {
 	}})
 	began := time.Now()
 	d := e.wait(e.install("P").ID)
-	if d.Status != StatusCompleted || !bytes.Equal(e.file("a/f.bin"), data) {
+	if d.Status != model.DownloadCompleted || !bytes.Equal(e.file("a/f.bin"), data) {
 		t.Fatalf("download = %+v %+v", d, d.Error)
 	}
 	if gets := rc.gets("/org/repo/resolve/main/f.bin"); len(gets) != 2 || gets[1].Range != "bytes=100000-" {
@@ -945,7 +980,7 @@ func TestStalledForeverFailsNetwork(t *testing.T) {
 		c.MaxRetries = 1
 	}})
 	d := e.wait(e.install("P").ID)
-	if d.Status != StatusFailed || d.Error.Code != CodeNetwork || !strings.Contains(d.Error.Message, "no data arrived") {
+	if d.Status != model.DownloadFailed || d.Error.Code != model.CodeNetwork || !strings.Contains(d.Error.Message, "no data arrived") {
 		t.Fatalf("download = %+v %+v", d, d.Error)
 	}
 }
@@ -970,22 +1005,22 @@ func TestCancelMidFile(t *testing.T) {
 		return err == nil && st.Size() > 100_000
 	})
 	d, err := e.m.Cancel(q.ID)
-	if err != nil || d.Status != StatusCancelled || d.CompletedAt == nil {
+	if err != nil || d.Status != model.DownloadCancelled || d.CompletedAt == nil {
 		t.Fatalf("cancel = %+v, %v", d, err)
 	}
 	if exists(part) || exists(filepath.Join(e.models, "a/f.bin")) {
 		t.Error("files left after cancel")
 	}
-	if row := e.hist.row(q.ID); row.Status != db.DownloadCancelled {
+	if row := e.hist.row(q.ID); row.Status != model.DownloadCancelled {
 		t.Errorf("history = %+v", row)
 	}
 	if p, _ := e.m.Preset("P"); p.Status != PresetMissing {
 		t.Errorf("preset status %s", p.Status)
 	}
-	if _, err := e.m.Cancel(q.ID); !errors.Is(err, ErrFinished) {
+	if _, err := e.m.Cancel(q.ID); model.ErrorCode(err) != model.CodeAlreadyFinished {
 		t.Errorf("second cancel: %v", err)
 	}
-	if _, err := e.m.Cancel(999); !errors.Is(err, ErrNotFound) {
+	if _, err := e.m.Cancel(999); model.ErrorCode(err) != model.CodeNotFound {
 		t.Errorf("cancel unknown: %v", err)
 	}
 	// Retry of a cancelled download is a new download that completes.
@@ -993,13 +1028,13 @@ func TestCancelMidFile(t *testing.T) {
 	if err != nil || r.ID == q.ID {
 		t.Fatalf("retry = %+v, %v", r, err)
 	}
-	if d := e.wait(r.ID); d.Status != StatusCompleted || !bytes.Equal(e.file("a/f.bin"), data) {
+	if d := e.wait(r.ID); d.Status != model.DownloadCompleted || !bytes.Equal(e.file("a/f.bin"), data) {
 		t.Errorf("retry = %+v", d)
 	}
-	if _, err := e.m.Retry(context.Background(), r.ID); !errors.Is(err, ErrNotRetryable) {
+	if _, err := e.m.Retry(context.Background(), r.ID); model.ErrorCode(err) != model.CodeNotRetryable {
 		t.Errorf("retry of a completed download: %v", err)
 	}
-	if _, err := e.m.Retry(context.Background(), 12345); !errors.Is(err, ErrNotFound) {
+	if _, err := e.m.Retry(context.Background(), 12345); model.ErrorCode(err) != model.CodeNotFound {
 		t.Errorf("retry of an unknown download: %v", err)
 	}
 }
@@ -1021,27 +1056,27 @@ func TestQueueOrderAlreadyQueuedAndCancelQueued(t *testing.T) {
 	os.MkdirAll(filepath.Join(e.models, "a"), 0o755)
 	os.WriteFile(filepath.Join(e.models, "a/b.bin.part"), data[:1000], 0o644) // from an earlier run
 	a, b, c := e.install("A"), e.install("B"), e.install("C")
-	if _, err := e.m.Install(context.Background(), "C"); !errors.Is(err, ErrAlreadyQueued) {
+	if _, err := e.m.Install(context.Background(), "C"); model.ErrorCode(err) != model.CodeAlreadyQueued {
 		t.Errorf("second install of C: %v", err)
 	}
-	if _, err := e.m.Install(context.Background(), "NOPE"); !errors.Is(err, ErrNotFound) {
+	if _, err := e.m.Install(context.Background(), "NOPE"); model.ErrorCode(err) != model.CodeNotFound {
 		t.Errorf("install of unknown preset: %v", err)
 	}
 	waitFor(t, "A running", func() bool { p, _ := e.m.Preset("A"); return p.Status == PresetDownloading })
 	if p, _ := e.m.Preset("B"); p.Status != PresetQueued {
 		t.Errorf("B is %s while A runs (Concurrency 1)", p.Status)
 	}
-	if _, err := e.m.Install(context.Background(), "A"); !errors.Is(err, ErrAlreadyQueued) {
+	if _, err := e.m.Install(context.Background(), "A"); model.ErrorCode(err) != model.CodeAlreadyQueued {
 		t.Errorf("install of running A: %v", err)
 	}
 	cb, err := e.m.Cancel(b.ID)
-	if err != nil || cb.Status != StatusCancelled {
+	if err != nil || cb.Status != model.DownloadCancelled {
 		t.Fatalf("cancel queued B = %+v, %v", cb, err)
 	}
 	if exists(filepath.Join(e.models, "a/b.bin.part")) {
 		t.Error("cancelling a queued download kept its .part")
 	}
-	if _, err := e.m.Retry(context.Background(), c.ID); !errors.Is(err, ErrNotRetryable) {
+	if _, err := e.m.Retry(context.Background(), c.ID); model.ErrorCode(err) != model.CodeNotRetryable {
 		t.Errorf("retry of a queued download: %v", err)
 	}
 	e.wait(c.ID)
@@ -1053,7 +1088,7 @@ func TestQueueOrderAlreadyQueuedAndCancelQueued(t *testing.T) {
 	if strings.Join(order, ",") != "a.bin,c.bin" {
 		t.Errorf("fetch order %v", order)
 	}
-	if row := e.hist.row(b.ID); row.Status != db.DownloadCancelled {
+	if row := e.hist.row(b.ID); row.Status != model.DownloadCancelled {
 		t.Errorf("B history %+v", row)
 	}
 	for _, act := range e.rec.all() {
@@ -1086,10 +1121,10 @@ func TestRestartThenRetryResumes(t *testing.T) {
 		t.Fatalf(".part gone after shutdown: %v", err)
 	}
 	row := hist.row(q.ID)
-	if row.Status != db.DownloadFailed || row.ErrorMessage != "interrupted" {
+	if row.Status != model.DownloadFailed || row.ErrorMessage != "interrupted" {
 		t.Errorf("history after shutdown = %+v", row)
 	}
-	if fs := e1.pub.of(q.ID); fs[len(fs)-1].d.Status != StatusFailed || fs[len(fs)-1].d.Error.Code != CodeInterrupted {
+	if fs := e1.pub.of(q.ID); fs[len(fs)-1].d.Status != model.DownloadFailed || fs[len(fs)-1].d.Error.Code != model.CodeInterrupted {
 		t.Errorf("last frame = %+v", fs[len(fs)-1].d)
 	}
 
@@ -1105,7 +1140,7 @@ func TestRestartThenRetryResumes(t *testing.T) {
 		t.Fatalf("retry old id: %v", err)
 	}
 	d := e2.wait(r.ID)
-	if d.Status != StatusCompleted || !bytes.Equal(e2.file("a/f.bin"), data) {
+	if d.Status != model.DownloadCompleted || !bytes.Equal(e2.file("a/f.bin"), data) {
 		t.Fatalf("resumed = %+v %+v", d, d.Error)
 	}
 	gets := rc.gets("/org/repo/resolve/main/f.bin")
@@ -1135,7 +1170,7 @@ func TestInsufficientDiskSpace(t *testing.T) {
 		}
 	}})
 	d := e.wait(e.install("P").ID)
-	if d.Status != StatusFailed || d.Error.Code != CodeDiskSpace || !strings.Contains(d.Error.Message, "1.0 MB") {
+	if d.Status != model.DownloadFailed || d.Error.Code != model.CodeDiskSpace || !strings.Contains(d.Error.Message, "1.0 MB") {
 		t.Fatalf("download = %+v %+v", d, d.Error)
 	}
 	if len(rc.all()) != 0 {
@@ -1160,7 +1195,7 @@ func TestSharedPathInstalledOnce(t *testing.T) {
 	e := newEnv(t, srv.URL, yml, envOpts{cfg: func(c *Config) { c.Concurrency = 2 }})
 	a, b := e.install("FIRST"), e.install("SECOND")
 	da, db2 := e.wait(a.ID), e.wait(b.ID)
-	if da.Status != StatusCompleted || db2.Status != StatusCompleted {
+	if da.Status != model.DownloadCompleted || db2.Status != model.DownloadCompleted {
 		t.Fatalf("downloads %+v %+v", da, db2)
 	}
 	if n := len(rc.gets("/org/repo/resolve/main/clip.bin")); n != 1 {
@@ -1280,11 +1315,11 @@ func TestProgressFramesThrottled(t *testing.T) {
 	e.wait(q.ID)
 	waitFor(t, "the final frame", func() bool {
 		fs := e.pub.of(q.ID)
-		return fs[len(fs)-1].d.Status == StatusCompleted
+		return fs[len(fs)-1].d.Status == model.DownloadCompleted
 	})
 	var progress []frame
 	for _, f := range e.pub.of(q.ID) {
-		if f.d.Status == StatusDownloading && f.d.BytesDone > 0 {
+		if f.d.Status == model.DownloadRunning && f.d.BytesDone > 0 {
 			progress = append(progress, f)
 		}
 	}
@@ -1330,16 +1365,16 @@ func TestSlowPublisherDoesNotBlockDownloads(t *testing.T) {
 	bp := &blockingPublisher{release: make(chan struct{})}
 	e := newEnv(t, srv.URL, onePreset("P", "a/f.bin", hfURL("f.bin"), ""), envOpts{cfg: func(c *Config) { c.Publisher = bp }})
 	q := e.install("P")
-	if d := e.wait(q.ID); d.Status != StatusCompleted {
+	if d := e.wait(q.ID); d.Status != model.DownloadCompleted {
 		t.Fatalf("download = %+v", d)
 	}
 	close(bp.release)
 	waitFor(t, "frames after the publisher recovers", func() bool {
 		fs := bp.of(q.ID)
-		return len(fs) >= 3 && fs[len(fs)-1].d.Status == StatusCompleted
+		return len(fs) >= 3 && fs[len(fs)-1].d.Status == model.DownloadCompleted
 	})
 	fs := bp.of(q.ID)
-	if fs[0].d.Status != StatusQueued || fs[1].d.Status != StatusDownloading {
+	if fs[0].d.Status != model.DownloadQueued || fs[1].d.Status != model.DownloadRunning {
 		t.Errorf("status frames out of order: %+v", fs)
 	}
 }
@@ -1364,14 +1399,14 @@ func TestShutdownInterruptsQueuedAndRunning(t *testing.T) {
 				d = x
 			}
 		}
-		if d.Status != StatusFailed || d.Error == nil || d.Error.Code != CodeInterrupted {
+		if d.Status != model.DownloadFailed || d.Error == nil || d.Error.Code != model.CodeInterrupted {
 			t.Errorf("download %d after shutdown = %+v", id, d)
 		}
-		if row := e.hist.row(id); row.Status != db.DownloadFailed || row.ErrorMessage != "interrupted" {
+		if row := e.hist.row(id); row.Status != model.DownloadFailed || row.ErrorMessage != "interrupted" {
 			t.Errorf("history = %+v", row)
 		}
 		fs := e.pub.of(id)
-		if len(fs) == 0 || fs[len(fs)-1].d.Status != StatusFailed {
+		if len(fs) == 0 || fs[len(fs)-1].d.Status != model.DownloadFailed {
 			t.Errorf("no final frame for %d: %+v", id, fs)
 		}
 	}
@@ -1407,7 +1442,7 @@ func TestExactSizeMismatchRefused(t *testing.T) {
 			yaml := strings.Replace(onePreset("P", "a/exact.bin", hfURL("exact.bin"), ""), "size: 1MB", "size: 99999", 1)
 			e := newEnv(t, srv.URL, yaml, envOpts{})
 			d := e.wait(e.install("P").ID)
-			if d.Status != StatusFailed || d.Error == nil || d.Error.Code != CodeSizeMismatch || !strings.Contains(d.Error.Message, "99999") {
+			if d.Status != model.DownloadFailed || d.Error == nil || d.Error.Code != model.CodeSizeMismatch || !strings.Contains(d.Error.Message, "99999") {
 				t.Fatalf("download = %+v %+v", d, d.Error)
 			}
 			if exists(filepath.Join(e.models, "a/exact.bin")) || exists(filepath.Join(e.models, "a/exact.bin.part")) {
@@ -1429,7 +1464,7 @@ func TestDroppingServerWithoutResumeGivesUp(t *testing.T) {
 	defer srv.Close()
 	e := newEnv(t, srv.URL, onePreset("P", "a/f.bin", hfURL("f.bin"), ""), envOpts{cfg: func(c *Config) { c.MaxRetries = 3 }})
 	d := e.wait(e.install("P").ID)
-	if d.Status != StatusFailed || d.Error.Code != CodeNetwork {
+	if d.Status != model.DownloadFailed || d.Error.Code != model.CodeNetwork {
 		t.Fatalf("download = %+v %+v", d, d.Error)
 	}
 	if n := len(rc.gets("/org/repo/resolve/main/f.bin")); n > 6 {

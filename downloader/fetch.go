@@ -3,6 +3,7 @@ package downloader
 import (
 	"context"
 	"crypto/sha256"
+	"dashboard/model"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,7 +38,7 @@ const (
 
 // fetchError is a failure with its API code. Transient ones are retried.
 type fetchError struct {
-	code       string
+	code       model.Code
 	msg        string
 	transient  bool
 	retryAfter time.Duration
@@ -46,19 +47,19 @@ type fetchError struct {
 
 func (e *fetchError) Error() string { return e.msg }
 
-func toDownloadError(err error) *DownloadError {
+func toDownloadError(err error) *model.Error {
 	var fe *fetchError
 	if errors.As(err, &fe) {
-		return &DownloadError{Code: fe.code, Message: fe.msg}
+		return &model.Error{Code: fe.code, Message: fe.msg}
 	}
-	return &DownloadError{Code: CodeNetwork, Message: err.Error()}
+	return &model.Error{Code: model.CodeNetwork, Message: err.Error()}
 }
 
 func diskError(op string, err error) *fetchError {
 	if errors.Is(err, syscall.ENOSPC) {
-		return &fetchError{code: CodeDiskSpace, msg: fmt.Sprintf("%s: the disk is full", op)}
+		return &fetchError{code: model.CodeDiskSpace, msg: fmt.Sprintf("%s: the disk is full", op)}
 	}
-	return &fetchError{code: CodeDisk, msg: fmt.Sprintf("%s: %v", op, err)}
+	return &fetchError{code: model.CodeDisk, msg: fmt.Sprintf("%s: %v", op, err)}
 }
 
 // endpoint is where huggingface.co URLs are fetched from, and the only host
@@ -300,6 +301,7 @@ func (m *Manager) fetchPreset(ctx context.Context, d *download) error {
 		m.mu.Lock()
 		d.filesCompleted++
 		m.mu.Unlock()
+		m.publishPresets() // the file is installed, for every preset that lists it
 	}
 	return nil
 }
@@ -317,7 +319,7 @@ func (m *Manager) checkSpace(need int64) error {
 		return nil
 	}
 	if uint64(need) > free {
-		return &fetchError{code: CodeDiskSpace, msg: fmt.Sprintf(
+		return &fetchError{code: model.CodeDiskSpace, msg: fmt.Sprintf(
 			"not enough disk space: %s more is needed but only %s is free in %s",
 			humanBytes(need), humanBytes(int64(min(free, 1<<62))), m.cfg.ModelsDir)}
 	}
@@ -358,7 +360,7 @@ func (m *Manager) fetchFile(ctx context.Context, d *download, f PresetFile) erro
 	}
 	u, err := m.endpoint.rewrite(f.URL)
 	if err != nil {
-		return &fetchError{code: CodeNotFound, msg: err.Error()}
+		return &fetchError{code: model.CodeNotFound, msg: err.Error()}
 	}
 	final := m.finalPath(f)
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
@@ -386,7 +388,7 @@ func (m *Manager) fetchFile(ctx context.Context, d *download, f PresetFile) erro
 		}
 		failures++
 		if failures > m.cfg.MaxRetries {
-			return &fetchError{code: CodeNetwork, msg: fmt.Sprintf("%s: gave up after %d attempts: %s", f.Path, failures, fe.msg)}
+			return &fetchError{code: model.CodeNetwork, msg: fmt.Sprintf("%s: gave up after %d attempts: %s", f.Path, failures, fe.msg)}
 		}
 		if fe.immediate {
 			continue
@@ -478,7 +480,7 @@ func (m *Manager) attempt(ctx context.Context, d *download, f PresetFile, u *url
 	hp := &hops{}
 	req, err := newRequest(context.WithValue(reqCtx, hopsKey{}, hp), http.MethodGet, u)
 	if err != nil {
-		return false, &fetchError{code: CodeNetwork, msg: err.Error()}
+		return false, &fetchError{code: model.CodeNetwork, msg: err.Error()}
 	}
 	if m.endpoint.owns(u) {
 		if tok := m.cfg.Token(ctx); tok != "" {
@@ -507,7 +509,7 @@ func (m *Manager) attempt(ctx context.Context, d *download, f PresetFile, u *url
 			if err := restart(); err != nil {
 				return false, err
 			}
-			return false, &fetchError{code: CodeNetwork, transient: true, immediate: true,
+			return false, &fetchError{code: model.CodeNetwork, transient: true, immediate: true,
 				msg: fmt.Sprintf("%s: the server sent an unexpected range; starting over", f.Path)}
 		}
 		total = size
@@ -528,7 +530,7 @@ func (m *Manager) attempt(ctx context.Context, d *download, f PresetFile, u *url
 		if err := restart(); err != nil {
 			return false, err
 		}
-		return false, &fetchError{code: CodeNetwork, transient: true, immediate: true,
+		return false, &fetchError{code: model.CodeNetwork, transient: true, immediate: true,
 			msg: fmt.Sprintf("%s: the partial file does not fit the server's copy; starting over", f.Path)}
 	default:
 		return false, m.statusError(resp, f)
@@ -544,7 +546,7 @@ func (m *Manager) attempt(ctx context.Context, d *download, f PresetFile, u *url
 		if err := restart(); err != nil {
 			return false, err
 		}
-		return false, &fetchError{code: CodeNetwork, transient: true, immediate: true,
+		return false, &fetchError{code: model.CodeNetwork, transient: true, immediate: true,
 			msg: fmt.Sprintf("%s: cannot verify the partial file; starting over", f.Path)}
 	}
 	if v := resp.Header.Get("ETag"); v != "" && !strings.HasPrefix(v, "W/") {
@@ -555,7 +557,7 @@ func (m *Manager) attempt(ctx context.Context, d *download, f PresetFile, u *url
 	if f.exact && total >= 0 && total != f.SizeBytes {
 		// The preset names an exact size: a file of another size would land
 		// but never count as installed, and be fetched again on every Install.
-		return false, &fetchError{code: CodeSizeMismatch, msg: fmt.Sprintf(
+		return false, &fetchError{code: model.CodeSizeMismatch, msg: fmt.Sprintf(
 			"%s: the server's file is %d bytes but the preset says %d; the preset may be out of date", f.Path, total, f.SizeBytes)}
 	}
 	if total >= 0 {
@@ -581,7 +583,7 @@ func (m *Manager) attempt(ctx context.Context, d *download, f PresetFile, u *url
 			return progressed, m.transportError(reqCtx, f, err)
 		}
 		if total >= 0 && have+written != total {
-			return progressed, &fetchError{code: CodeNetwork, transient: true,
+			return progressed, &fetchError{code: model.CodeNetwork, transient: true,
 				msg: fmt.Sprintf("%s: the connection closed after %d of %d bytes", f.Path, have+written, total)}
 		}
 	}
@@ -591,7 +593,7 @@ func (m *Manager) attempt(ctx context.Context, d *download, f PresetFile, u *url
 		d.bytesDone.Add(-st.counted)
 		st.counted, st.hashed = 0, 0
 		st.h.Reset()
-		return progressed, &fetchError{code: CodeSizeMismatch, msg: fmt.Sprintf(
+		return progressed, &fetchError{code: model.CodeSizeMismatch, msg: fmt.Sprintf(
 			"%s: the server's file is %d bytes but the preset says %d; the preset may be out of date", f.Path, have+written, f.SizeBytes)}
 	}
 
@@ -612,7 +614,7 @@ func (m *Manager) attempt(ctx context.Context, d *download, f PresetFile, u *url
 			d.bytesDone.Add(-st.counted)
 			st.counted, st.hashed = 0, 0
 			st.h.Reset()
-			return progressed, &fetchError{code: CodeChecksum, msg: fmt.Sprintf(
+			return progressed, &fetchError{code: model.CodeChecksum, msg: fmt.Sprintf(
 				"%s: checksum mismatch (expected sha256 %s, got %s); the partial file was deleted", f.Path, expected, got)}
 		}
 	} else {
@@ -787,7 +789,7 @@ func (m *Manager) watchStall(ctx context.Context, cancel context.CancelCauseFunc
 // transportError classifies a failed request or body read.
 func (m *Manager) transportError(reqCtx context.Context, f PresetFile, err error) error {
 	if errors.Is(context.Cause(reqCtx), errStalled) {
-		return &fetchError{code: CodeNetwork, transient: true,
+		return &fetchError{code: model.CodeNetwork, transient: true,
 			msg: fmt.Sprintf("%s: no data arrived for %s", f.Path, m.cfg.StallTimeout)}
 	}
 	if reqCtx.Err() != nil {
@@ -800,7 +802,7 @@ func (m *Manager) transportError(reqCtx context.Context, f PresetFile, err error
 	} else if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 		what = "the connection was cut"
 	}
-	return &fetchError{code: CodeNetwork, transient: true, msg: fmt.Sprintf("%s: %s (%v)", f.Path, what, err)}
+	return &fetchError{code: model.CodeNetwork, transient: true, msg: fmt.Sprintf("%s: %s (%v)", f.Path, what, err)}
 }
 
 // statusError maps an HTTP answer that carries no file to a download error.
@@ -808,21 +810,21 @@ func (m *Manager) statusError(resp *http.Response, f PresetFile) error {
 	code := resp.StatusCode
 	switch {
 	case code == http.StatusUnauthorized:
-		return &fetchError{code: CodeTokenRequired, msg: fmt.Sprintf(
+		return &fetchError{code: model.CodeHFTokenRequired, msg: fmt.Sprintf(
 			"%s: HuggingFace asked for a token (401): set a valid HuggingFace token in Settings and retry", f.Path)}
 	case code == http.StatusForbidden:
 		if page := modelPage(f.URL); page != "" {
-			return &fetchError{code: CodeAccessDenied, msg: fmt.Sprintf(
+			return &fetchError{code: model.CodeHFAccessDenied, msg: fmt.Sprintf(
 				"%s: access denied (403): accept the model's licence at %s with the account of your token, then retry", f.Path, page)}
 		}
-		return &fetchError{code: CodeAccessDenied, msg: fmt.Sprintf("%s: the server refused access (403) to %s", f.Path, f.URL)}
+		return &fetchError{code: model.CodeHFAccessDenied, msg: fmt.Sprintf("%s: the server refused access (403) to %s", f.Path, f.URL)}
 	case code == http.StatusNotFound || code == http.StatusGone:
-		return &fetchError{code: CodeNotFound, msg: fmt.Sprintf("%s: not found at %s (%d); the preset may be out of date", f.Path, f.URL, code)}
+		return &fetchError{code: model.CodeNotFound, msg: fmt.Sprintf("%s: not found at %s (%d); the preset may be out of date", f.Path, f.URL, code)}
 	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500:
-		return &fetchError{code: CodeNetwork, transient: true, retryAfter: retryAfter(resp.Header.Get("Retry-After")),
+		return &fetchError{code: model.CodeNetwork, transient: true, retryAfter: retryAfter(resp.Header.Get("Retry-After")),
 			msg: fmt.Sprintf("%s: the server answered %s", f.Path, resp.Status)}
 	default:
-		return &fetchError{code: CodeHTTP, msg: fmt.Sprintf("%s: the server answered %s for %s", f.Path, resp.Status, f.URL)}
+		return &fetchError{code: model.CodeHTTP, msg: fmt.Sprintf("%s: the server answered %s for %s", f.Path, resp.Status, f.URL)}
 	}
 }
 

@@ -2,6 +2,7 @@ package downloader
 
 import (
 	"context"
+	"dashboard/model"
 	"sync"
 	"time"
 )
@@ -50,7 +51,7 @@ func (m *Manager) startProgress(d *download) func() {
 				d.eta.Store(eta)
 
 				snap := m.snapshot(d)
-				if snap.Status != StatusDownloading {
+				if snap.Status != model.DownloadRunning {
 					continue
 				}
 				if snap.BytesDone == last.BytesDone && snap.CurrentFile == last.CurrentFile &&
@@ -63,7 +64,7 @@ func (m *Manager) startProgress(d *download) func() {
 				copy(sent[:], sent[1:])
 				sent[len(sent)-1] = now
 				last = snap
-				m.events.push(snap, true)
+				m.events.pushProgress(snap)
 			}
 		}
 	}()
@@ -73,10 +74,12 @@ func (m *Manager) startProgress(d *download) func() {
 	}
 }
 
-// eventQueue hands "download" frames to the publisher from its own
-// goroutine, so a slow publisher never holds up a transfer. Status frames
-// are all kept, in order; a progress frame replaces the previous one for the
-// same download if that one has not gone out yet.
+// eventQueue hands the downloader's frames to the publisher from its own
+// goroutine, so a slow publisher never holds up a transfer, and in one order:
+// a download's activity rows and the presets frame go out after the download
+// frames they follow. Every frame is kept, in order, except that a progress
+// frame replaces the previous one for the same download if that one has not
+// gone out yet.
 type eventQueue struct {
 	mu     sync.Mutex
 	items  []event
@@ -84,31 +87,43 @@ type eventQueue struct {
 }
 
 type event struct {
-	d        Download
-	progress bool
+	typ      string
+	data     any
+	progress int64 // the download id of a progress frame, else 0
 }
 
 func newEventQueue() *eventQueue {
 	return &eventQueue{signal: make(chan struct{}, 1)}
 }
 
-func (q *eventQueue) push(d Download, progress bool) {
+// push queues a frame.
+func (q *eventQueue) push(typ string, data any) {
+	q.add(event{typ: typ, data: data})
+}
+
+// pushProgress queues a progress frame of d, replacing one still waiting.
+func (q *eventQueue) pushProgress(d Download) {
+	q.add(event{typ: model.FrameDownload, data: d, progress: d.ID})
+}
+
+func (q *eventQueue) add(e event) {
 	q.mu.Lock()
 	replaced := false
-	if progress {
+	if e.progress != 0 {
 		for i := len(q.items) - 1; i >= 0; i-- {
-			if q.items[i].d.ID != d.ID {
+			it := &q.items[i]
+			if d, ok := it.data.(Download); !ok || it.typ != model.FrameDownload || d.ID != e.progress {
 				continue
 			}
-			if q.items[i].progress {
-				q.items[i].d = d
+			if it.progress != 0 {
+				*it = e
 				replaced = true
 			}
 			break
 		}
 	}
 	if !replaced {
-		q.items = append(q.items, event{d: d, progress: progress})
+		q.items = append(q.items, e)
 	}
 	q.mu.Unlock()
 	select {
@@ -133,15 +148,13 @@ func (q *eventQueue) run(ctx context.Context, pub Publisher) {
 			return
 		case <-q.signal:
 		}
-		for _, e := range q.take() {
-			pub.Publish("download", e.d)
-		}
+		q.flush(pub)
 	}
 }
 
-// flush publishes whatever is still queued.
+// flush publishes whatever is queued.
 func (q *eventQueue) flush(pub Publisher) {
 	for _, e := range q.take() {
-		pub.Publish("download", e.d)
+		pub.Publish(e.typ, e.data)
 	}
 }

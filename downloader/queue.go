@@ -2,7 +2,6 @@ package downloader
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,57 +10,27 @@ import (
 	"sync/atomic"
 	"time"
 
-	"dashboard/db"
+	"dashboard/model"
 )
-
-// Download statuses.
-const (
-	StatusQueued      = "queued"
-	StatusDownloading = "downloading"
-	StatusCompleted   = "completed"
-	StatusFailed      = "failed"
-	StatusCancelled   = "cancelled"
-)
-
-// Error codes a failed download carries.
-const (
-	CodeTokenRequired = "hf_token_required"
-	CodeAccessDenied  = "hf_access_denied"
-	CodeNotFound      = "not_found"
-	CodeChecksum      = "checksum_mismatch"
-	CodeDiskSpace     = "insufficient_disk_space"
-	CodeNetwork       = "network"
-	CodeInterrupted   = "interrupted"
-	CodeHTTP          = "http_error"    // an answer that is neither retryable nor one of the above
-	CodeDisk          = "disk_error"    // writing the models folder failed
-	CodeCancelled     = "cancelled"     // only in activity details: the user stopped it
-	CodeSizeMismatch  = "size_mismatch" // the server's file is not the exact size the preset gives
-)
-
-// DownloadError says why a download failed.
-type DownloadError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
 
 // Download is one install of a preset, shaped as the API sends it. Files
 // count the whole preset (files already in place count as completed); bytes
 // count what this download has to fetch.
 type Download struct {
-	ID             int64          `json:"id"` // the download_history row id
-	PresetID       string         `json:"preset_id"`
-	PresetName     string         `json:"preset_name"`
-	Status         string         `json:"status"`
-	FilesTotal     int            `json:"files_total"`
-	FilesCompleted int            `json:"files_completed"`
-	BytesTotal     int64          `json:"bytes_total"`
-	BytesDone      int64          `json:"bytes_done"`
-	SpeedBps       int64          `json:"speed_bps"`
-	EtaSeconds     *int64         `json:"eta_seconds"`
-	CurrentFile    string         `json:"current_file"`
-	Error          *DownloadError `json:"error"`
-	StartedAt      time.Time      `json:"started_at"`
-	CompletedAt    *time.Time     `json:"completed_at"`
+	ID             int64                `json:"id"` // the download_history row id
+	PresetID       string               `json:"preset_id"`
+	PresetName     string               `json:"preset_name"`
+	Status         model.DownloadStatus `json:"status"`
+	FilesTotal     int                  `json:"files_total"`
+	FilesCompleted int                  `json:"files_completed"`
+	BytesTotal     int64                `json:"bytes_total"`
+	BytesDone      int64                `json:"bytes_done"`
+	SpeedBps       int64                `json:"speed_bps"`
+	EtaSeconds     *int64               `json:"eta_seconds"`
+	CurrentFile    string               `json:"current_file"`
+	Error          *model.Error         `json:"error"`
+	StartedAt      time.Time            `json:"started_at"`
+	CompletedAt    *time.Time           `json:"completed_at"`
 }
 
 // errCancelled tells a running download that the user stopped it (a
@@ -77,11 +46,11 @@ type download struct {
 	done   chan struct{}
 
 	// guarded by Manager.mu
-	status         string
+	status         model.DownloadStatus
 	filesTotal     int
 	filesCompleted int
 	currentFile    string
-	err            *DownloadError
+	err            *model.Error
 	startedAt      time.Time
 	completedAt    *time.Time
 	cancel         context.CancelCauseFunc
@@ -112,7 +81,7 @@ func (d *download) snapshotLocked() Download {
 		e := *d.err
 		out.Error = &e
 	}
-	if d.status == StatusDownloading {
+	if d.status == model.DownloadRunning {
 		out.SpeedBps = d.speed.Load()
 		if eta := d.eta.Load(); eta >= 0 {
 			out.EtaSeconds = &eta
@@ -147,7 +116,7 @@ const keepFinished = 100
 func (m *Manager) pruneLocked() {
 	ended := 0
 	for _, d := range m.downloads {
-		if d.status != StatusQueued && d.status != StatusDownloading {
+		if d.status != model.DownloadQueued && d.status != model.DownloadRunning {
 			ended++
 		}
 	}
@@ -156,7 +125,7 @@ func (m *Manager) pruneLocked() {
 	}
 	drop := ended - keepFinished
 	m.downloads = slices.DeleteFunc(m.downloads, func(d *download) bool {
-		if drop > 0 && d.status != StatusQueued && d.status != StatusDownloading {
+		if drop > 0 && d.status != model.DownloadQueued && d.status != model.DownloadRunning {
 			drop--
 			return true
 		}
@@ -170,11 +139,11 @@ func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 	p, ok := m.presets[id]
 	if !ok {
 		m.mu.Unlock()
-		return Download{}, fmt.Errorf("there is no preset %q: %w", id, ErrNotFound)
+		return Download{}, model.Errorf(model.CodeNotFound, "There is no preset %q.", id)
 	}
 	if m.activeLocked()[id] != "" || m.reserved[id] {
 		m.mu.Unlock()
-		return Download{}, fmt.Errorf("preset %q is already queued or downloading: %w", id, ErrAlreadyQueued)
+		return Download{}, model.Errorf(model.CodeAlreadyQueued, "Preset %q is already queued or downloading.", id)
 	}
 	// Reserve the preset while the token probe and the history insert run
 	// without the lock, so two quick clicks queue it once.
@@ -198,14 +167,14 @@ func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 		bytesTotal += f.SizeBytes
 	}
 	if len(missing) == 0 {
-		return Download{}, fmt.Errorf("preset %q is already installed: every file is in place: %w", id, ErrAlreadyInstalled)
+		return Download{}, model.Errorf(model.CodeAlreadyInstalled, "Preset %q is already installed: every file is in place.", id)
 	}
 	if m.cfg.Token(ctx) == "" {
 		if p.Gated {
-			return Download{}, fmt.Errorf("preset %q is gated on HuggingFace; set a HuggingFace token first: %w", id, ErrTokenRequired)
+			return Download{}, model.Errorf(model.CodeHFTokenRequired, "Preset %q is gated on HuggingFace; set a HuggingFace token first.", id)
 		}
 		if m.probeNeedsToken(ctx, missing) {
-			return Download{}, fmt.Errorf("preset %q needs a HuggingFace token (HuggingFace answered 401); set one first: %w", id, ErrTokenRequired)
+			return Download{}, model.Errorf(model.CodeHFTokenRequired, "Preset %q needs a HuggingFace token (HuggingFace answered 401); set one first.", id)
 		}
 	}
 
@@ -221,7 +190,7 @@ func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 		id:             rec.ID,
 		preset:         p,
 		done:           make(chan struct{}),
-		status:         StatusQueued,
+		status:         model.DownloadQueued,
 		filesTotal:     len(p.Files),
 		filesCompleted: installed,
 		startedAt:      started.UTC(),
@@ -237,8 +206,9 @@ func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 	snap := d.snapshotLocked()
 	// Frames are queued under the lock so a worker's "downloading" can
 	// never overtake this "queued".
-	m.events.push(snap, false)
+	m.events.push(model.FrameDownload, snap)
 	m.mu.Unlock()
+	m.publishPresets()
 	m.notify()
 	return snap, nil
 }
@@ -286,24 +256,25 @@ func (m *Manager) Cancel(id int64) (Download, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if _, err := m.cfg.History.GetDownload(ctx, id); err == nil {
-			return Download{}, fmt.Errorf("download %d ended before the dashboard restarted: %w", id, ErrFinished)
+			return Download{}, model.Errorf(model.CodeAlreadyFinished, "Download %d ended before the dashboard restarted.", id)
 		}
-		return Download{}, fmt.Errorf("there is no download %d: %w", id, ErrNotFound)
+		return Download{}, model.Errorf(model.CodeNotFound, "There is no download %d.", id)
 	}
 	switch d.status {
-	case StatusQueued:
+	case model.DownloadQueued:
 		m.queue = slices.DeleteFunc(m.queue, func(q *download) bool { return q == d })
 		now := m.cfg.Now().UTC()
-		d.status, d.completedAt = StatusCancelled, &now
+		d.status, d.completedAt = model.DownloadCancelled, &now
 		snap := d.snapshotLocked()
 		m.mu.Unlock()
 		m.removeParts(d.preset)
 		m.finishHistory(d, snap)
 		m.publishFinal(snap)
+		m.publishPresets()
 		m.log.Info("download cancelled", "download_id", id, "preset_id", d.preset.ID, "while", "queued")
 		close(d.done)
 		return snap, nil
-	case StatusDownloading:
+	case model.DownloadRunning:
 		d.cancel(errCancelled)
 		m.mu.Unlock()
 		// The worker records the end and removes the .part files; wait so
@@ -317,7 +288,7 @@ func (m *Manager) Cancel(id int64) (Download, error) {
 	default:
 		st := d.status
 		m.mu.Unlock()
-		return Download{}, fmt.Errorf("download %d is already %s: %w", id, st, ErrFinished)
+		return Download{}, model.Errorf(model.CodeAlreadyFinished, "Download %d is already %s.", id, st)
 	}
 }
 
@@ -336,7 +307,8 @@ func (m *Manager) findLocked(id int64) *download {
 func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 	m.mu.Lock()
 	d := m.findLocked(id)
-	var presetID, status string
+	var presetID string
+	var status model.DownloadStatus
 	if d != nil {
 		presetID, status = d.preset.ID, d.status
 	}
@@ -344,29 +316,21 @@ func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 	if d == nil {
 		rec, err := m.cfg.History.GetDownload(ctx, id)
 		if err != nil {
-			if isNotFound(err) {
-				return Download{}, fmt.Errorf("there is no download %d: %w", id, ErrNotFound)
-			}
-			return Download{}, fmt.Errorf("look up download %d: %w", id, err)
+			return Download{}, fmt.Errorf("look up download %d: %w", id, err) // not_found when there is none
 		}
 		presetID, status = rec.PresetID, rec.Status
 		// A row still "downloading" from an earlier run was cut short by a
 		// restart the startup sweep did not mark: it is retryable.
-		if status == db.DownloadRunning {
-			status = StatusFailed
+		if status == model.DownloadRunning {
+			status = model.DownloadFailed
 		}
 	}
 	switch status {
-	case StatusFailed, StatusCancelled:
+	case model.DownloadFailed, model.DownloadCancelled:
 	default:
-		return Download{}, fmt.Errorf("download %d is %s; only failed or cancelled downloads can be retried: %w", id, status, ErrNotRetryable)
+		return Download{}, model.Errorf(model.CodeNotRetryable, "Download %d is %s; only failed or cancelled downloads can be retried.", id, status)
 	}
 	return m.Install(ctx, presetID)
-}
-
-// isNotFound recognises a missing history row whichever way the store says it.
-func isNotFound(err error) bool {
-	return errors.Is(err, db.ErrNotFound) || errors.Is(err, ErrNotFound) || errors.Is(err, sql.ErrNoRows)
 }
 
 // worker runs queued downloads one at a time until ctx is done.
@@ -398,8 +362,8 @@ func (m *Manager) next(ctx context.Context) (*download, context.Context) {
 	}
 	dctx, cancel := context.WithCancelCause(ctx)
 	d.cancel = cancel
-	d.status = StatusDownloading
-	m.events.push(d.snapshotLocked(), false)
+	d.status = model.DownloadRunning
+	m.events.push(model.FrameDownload, d.snapshotLocked())
 	return d, dctx
 }
 
@@ -411,44 +375,48 @@ func (m *Manager) interruptQueued() {
 	var snaps []Download
 	for _, d := range queued {
 		now := m.cfg.Now().UTC()
-		d.status, d.completedAt = StatusFailed, &now
-		d.err = &DownloadError{Code: CodeInterrupted, Message: "the dashboard stopped before this download started; retry it"}
+		d.status, d.completedAt = model.DownloadFailed, &now
+		d.err = &model.Error{Code: model.CodeInterrupted, Message: "The dashboard stopped before this download started; retry it."}
 		snaps = append(snaps, d.snapshotLocked())
-		m.events.push(snaps[len(snaps)-1], false)
 	}
 	m.mu.Unlock()
 	for i, d := range queued {
 		m.finishHistory(d, snaps[i])
+		m.publishFinal(snaps[i])
 		close(d.done)
+	}
+	if len(queued) > 0 {
+		m.publishPresets()
 	}
 }
 
 // runDownload fetches the preset's missing files and records the outcome.
 func (m *Manager) runDownload(ctx context.Context, d *download) {
 	began := time.Now()
-	m.record(ctx, d, db.StatusStarted, "Downloading "+d.preset.Name, map[string]any{
+	m.record(ctx, d.preset, model.ActivityStarted, "Downloading "+d.preset.Name, map[string]any{
 		"preset_id": d.preset.ID, "download_id": d.id, "files": d.filesTotal,
 	})
 	m.log.Info("download started", "download_id", d.id, "preset_id", d.preset.ID)
+	m.publishPresets()
 
 	stopProgress := m.startProgress(d)
 	err := m.fetchPreset(ctx, d)
 	stopProgress()
 
 	cause := context.Cause(ctx)
-	status, derr := StatusCompleted, (*DownloadError)(nil)
+	status, derr := model.DownloadCompleted, (*model.Error)(nil)
 	switch {
 	case err == nil:
 	case errors.Is(cause, errCancelled):
-		status = StatusCancelled
+		status = model.DownloadCancelled
 	case ctx.Err() != nil:
-		status = StatusFailed
-		derr = &DownloadError{Code: CodeInterrupted, Message: "the dashboard stopped while this download ran; retry it to resume"}
+		status = model.DownloadFailed
+		derr = &model.Error{Code: model.CodeInterrupted, Message: model.InterruptedMessage}
 	default:
-		status = StatusFailed
+		status = model.DownloadFailed
 		derr = toDownloadError(err)
 	}
-	if status == StatusCancelled {
+	if status == model.DownloadCancelled {
 		m.removeParts(d.preset)
 	}
 
@@ -470,18 +438,19 @@ func (m *Manager) runDownload(ctx context.Context, d *download) {
 		"duration_seconds": int64(time.Since(began).Round(time.Second) / time.Second),
 	}
 	switch status {
-	case StatusCompleted:
-		m.record(ctx, d, db.StatusCompleted, "Downloaded "+d.preset.Name, details)
+	case model.DownloadCompleted:
+		m.record(ctx, d.preset, model.ActivityCompleted, "Downloaded "+d.preset.Name, details)
 		m.log.Info("download completed", "download_id", d.id, "preset_id", d.preset.ID, "bytes", snap.BytesDone)
-	case StatusCancelled:
-		details["error"] = DownloadError{Code: CodeCancelled, Message: "cancelled by the user"}
-		m.record(ctx, d, db.StatusFailed, "Cancelled download of "+d.preset.Name, details)
+	case model.DownloadCancelled:
+		details["error"] = model.Error{Code: model.CodeCancelled, Message: "Cancelled by the user."}
+		m.record(ctx, d.preset, model.ActivityFailed, "Cancelled download of "+d.preset.Name, details)
 		m.log.Info("download cancelled", "download_id", d.id, "preset_id", d.preset.ID, "while", "downloading")
 	default:
 		details["error"] = derr
-		m.record(ctx, d, db.StatusFailed, "Download failed: "+d.preset.Name, details)
+		m.record(ctx, d.preset, model.ActivityFailed, "Download failed: "+d.preset.Name, details)
 		m.log.Warn("download failed", "download_id", d.id, "preset_id", d.preset.ID, "code", derr.Code, "err", derr.Message)
 	}
+	m.publishPresets()
 	close(d.done)
 }
 
@@ -491,7 +460,7 @@ func (m *Manager) runDownload(ctx context.Context, d *download) {
 // of its frames holds.
 func (m *Manager) publishFinal(snap Download) {
 	m.mu.Lock()
-	m.events.push(snap, false)
+	m.events.push(model.FrameDownload, snap)
 	m.pruneLocked()
 	m.mu.Unlock()
 }
@@ -504,8 +473,8 @@ func (m *Manager) finishHistory(d *download, snap Download) {
 	msg := ""
 	if snap.Error != nil {
 		msg = snap.Error.Message
-		if snap.Error.Code == CodeInterrupted {
-			msg = CodeInterrupted // the same word the startup sweep writes
+		if snap.Error.Code == model.CodeInterrupted {
+			msg = string(model.CodeInterrupted) // the same word the startup sweep writes
 		}
 	}
 	if err := m.cfg.History.FinishDownload(ctx, d.id, snap.Status, msg, snap.FilesCompleted, snap.FilesTotal); err != nil {
@@ -513,18 +482,51 @@ func (m *Manager) finishHistory(d *download, snap Download) {
 	}
 }
 
-func (m *Manager) record(ctx context.Context, d *download, status, title string, details map[string]any) {
+// record writes a download activity row and queues its frame behind the
+// download frames already queued, so no client sees "Downloaded X" before
+// the download itself has completed.
+func (m *Manager) record(ctx context.Context, p Preset, status model.ActivityStatus, title string, details map[string]any) {
 	raw, err := json.Marshal(details)
 	if err != nil {
-		m.log.Error("encode activity details failed", "download_id", d.id, "err", err)
+		m.log.Error("encode activity details failed", "preset_id", p.ID, "err", err)
 		raw = nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	a := db.Activity{Type: db.TypeDownload, Status: status, Title: title, Subtitle: d.preset.ID, Details: raw}
-	if _, err := m.cfg.Recorder.Record(ctx, a); err != nil {
-		m.log.Error("record download activity failed", "download_id", d.id, "err", err)
+	a := model.Activity{Type: model.ActivityDownload, Status: status, Title: title, Subtitle: p.ID, Details: raw}
+	saved, err := m.cfg.Recorder.Insert(ctx, a)
+	if err != nil {
+		m.log.Error("record download activity failed", "preset_id", p.ID, "err", err)
+		return
 	}
+	m.events.push(model.FrameActivity, saved)
+}
+
+// CloseInterrupted ends the downloads the last run did not finish: their
+// download_history rows, still "downloading", become failed/interrupted, and
+// each gets a "Download interrupted" activity row so its "Downloading X"
+// does not stand alone. Their .part files stay, so Retry resumes them. Call
+// it once at startup, before Run.
+func (m *Manager) CloseInterrupted(ctx context.Context) error {
+	rows, err := m.cfg.History.MarkInterrupted(ctx)
+	if err != nil {
+		return fmt.Errorf("mark interrupted downloads: %w", err)
+	}
+	if len(rows) > 0 {
+		m.log.Warn("downloads interrupted by the last shutdown marked failed", "count", len(rows))
+	}
+	for _, r := range rows {
+		p, ok := m.Preset(r.PresetID)
+		if !ok {
+			p = Preset{ID: r.PresetID, Name: r.PresetID}
+		}
+		m.record(ctx, p, model.ActivityFailed, "Download interrupted: "+p.Name, map[string]any{
+			"preset_id": r.PresetID, "download_id": r.ID,
+			"files": r.FilesCompleted, "files_total": r.FilesTotal,
+			"error": model.Error{Code: model.CodeInterrupted, Message: model.InterruptedMessage},
+		})
+	}
+	return nil
 }
 
 // removeParts deletes the preset's .part files, except those another

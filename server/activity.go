@@ -2,27 +2,25 @@ package server
 
 import (
 	"bytes"
+	"dashboard/model"
 	"encoding/json"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
-
-	"dashboard/activity"
-	"dashboard/db"
 )
 
 const maxPage = 500
 
 func (s *Server) handleActivityList(c *fiber.Ctx) error {
-	f := db.ActivityFilter{Type: c.Query("type"), Status: c.Query("status")}
+	f := model.ActivityFilter{Type: model.ActivityType(c.Query("type")), Status: model.ActivityStatus(c.Query("status"))}
 	if f.Type != "" {
-		if err := activity.CheckType(f.Type); err != nil {
-			return errorf(http.StatusBadRequest, "invalid_query", "Filter %s.", err.Error())
+		if msg := model.CheckActivityType(f.Type); msg != "" {
+			return model.Errorf(model.CodeInvalidQuery, "The filter's %s.", msg)
 		}
 	}
 	if f.Status != "" {
-		if err := activity.CheckStatus(f.Status); err != nil {
-			return errorf(http.StatusBadRequest, "invalid_query", "Filter %s.", err.Error())
+		if msg := model.CheckActivityStatus(f.Status); msg != "" {
+			return model.Errorf(model.CodeInvalidQuery, "The filter's %s.", msg)
 		}
 	}
 	limit, err := queryInt(c, "limit", 50, 1, maxPage)
@@ -37,15 +35,15 @@ func (s *Server) handleActivityList(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"activity": nonNil(rows), "next_before": nextBefore(rows, int(limit), func(a db.Activity) int64 { return a.ID })})
+	return c.JSON(fiber.Map{"activity": nonNil(rows), "next_before": nextBefore(rows, int(limit), func(a model.Activity) int64 { return a.ID })})
 }
 
 type activityBody struct {
-	Type     string          `json:"type"`
-	Status   string          `json:"status"`
-	Title    string          `json:"title"`
-	Subtitle string          `json:"subtitle"`
-	Details  json.RawMessage `json:"details"`
+	Type     model.ActivityType   `json:"type"`
+	Status   model.ActivityStatus `json:"status"`
+	Title    string               `json:"title"`
+	Subtitle string               `json:"subtitle"`
+	Details  json.RawMessage      `json:"details"`
 }
 
 func (s *Server) handleActivityCreate(c *fiber.Ctx) error {
@@ -58,9 +56,9 @@ func (s *Server) handleActivityCreate(c *fiber.Ctx) error {
 		details = nil
 	}
 	if len(details) > 0 && details[0] != '{' {
-		return errorf(http.StatusBadRequest, "invalid_activity", "Field \"details\" must be a JSON object or null.")
+		return model.Errorf(model.CodeInvalidActivity, "Field \"details\" must be a JSON object or null.")
 	}
-	saved, err := s.cfg.Activity.Record(c.UserContext(), db.Activity{
+	saved, err := s.cfg.Activity.Record(c.UserContext(), model.Activity{
 		Type: b.Type, Status: b.Status, Title: b.Title, Subtitle: b.Subtitle, Details: details,
 	})
 	if err != nil {

@@ -1,11 +1,10 @@
 package server
 
 import (
+	"dashboard/model"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
-
-	"dashboard/db"
 )
 
 func (s *Server) handleDownloadsList(c *fiber.Ctx) error {
@@ -49,5 +48,5 @@ func (s *Server) handleDownloadHistory(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"history": nonNil(rows), "next_before": nextBefore(rows, int(limit), func(r db.DownloadRecord) int64 { return r.ID })})
+	return c.JSON(fiber.Map{"history": nonNil(rows), "next_before": nextBefore(rows, int(limit), func(r model.DownloadRecord) int64 { return r.ID })})
 }

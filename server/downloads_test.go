@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"dashboard/db"
 	"dashboard/downloader"
+	"dashboard/model"
 )
 
 const testPresets = `presets:
@@ -45,7 +45,7 @@ const testPresets = `presets:
 `
 
 // waitDownload reads download frames until one for id has status want.
-func waitDownload(t *testing.T, c *wsClient, id int64, want string, within time.Duration) downloader.Download {
+func waitDownload(t *testing.T, c *wsClient, id int64, want model.DownloadStatus, within time.Duration) downloader.Download {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
@@ -159,8 +159,8 @@ func TestInstallFlowOverHTTPAndWebSocket(t *testing.T) {
 		t.Fatalf("live queue has %d downloads, want 4", len(q.Downloads))
 	}
 	var hist struct {
-		History    []db.DownloadRecord `json:"history"`
-		NextBefore *int64              `json:"next_before"`
+		History    []model.DownloadRecord `json:"history"`
+		NextBefore *int64                 `json:"next_before"`
 	}
 	e.call(t, "GET", "/api/downloads/history?limit=3", "", &hist)
 	if len(hist.History) != 3 || hist.NextBefore == nil || hist.History[0].ID != again.ID || hist.History[0].Status != "completed" || hist.History[1].Status != "cancelled" {

@@ -1,24 +1,20 @@
 package server
 
 import (
+	"dashboard/model"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
 )
 
 func (s *Server) handlePresetsList(c *fiber.Ctx) error {
-	presets, loadErr := s.cfg.Downloads.Presets()
-	var e *string
-	if loadErr != "" {
-		e = &loadErr
-	}
-	return c.JSON(fiber.Map{"presets": nonNil(presets), "error": e})
+	return c.JSON(s.cfg.Downloads.PresetList())
 }
 
 func (s *Server) handlePresetGet(c *fiber.Ctx) error {
 	p, ok := s.cfg.Downloads.Preset(c.Params("id"))
 	if !ok {
-		return errorf(http.StatusNotFound, "not_found", "There is no preset %q.", c.Params("id"))
+		return model.Errorf(model.CodeNotFound, "There is no preset %q.", c.Params("id"))
 	}
 	return c.JSON(p)
 }

@@ -2,11 +2,11 @@ package server
 
 import (
 	"bytes"
+	"dashboard/model"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"strings"
 
@@ -18,7 +18,7 @@ import (
 func decodeJSON(c *fiber.Ctx, v any) error {
 	body := c.Body()
 	if len(bytes.TrimSpace(body)) == 0 {
-		return errorf(http.StatusBadRequest, "invalid_json", "The request body is empty: send a JSON object.")
+		return model.Errorf(model.CodeInvalidJSON, "The request body is empty: send a JSON object.")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -26,7 +26,7 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errorf(http.StatusBadRequest, "invalid_json", "The request body has something after the JSON object.")
+		return model.Errorf(model.CodeInvalidJSON, "The request body has something after the JSON object.")
 	}
 	return nil
 }
@@ -38,18 +38,18 @@ func jsonError(err error) error {
 	)
 	switch {
 	case errors.As(err, &syn):
-		return errorf(http.StatusBadRequest, "invalid_json", "The request body is not valid JSON (at byte %d: %s).", syn.Offset, syn.Error())
+		return model.Errorf(model.CodeInvalidJSON, "The request body is not valid JSON (at byte %d: %s).", syn.Offset, syn.Error())
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return errorf(http.StatusBadRequest, "invalid_json", "The request body must be a JSON object, not %s.", typ.Value)
+			return model.Errorf(model.CodeInvalidJSON, "The request body must be a JSON object, not %s.", typ.Value)
 		}
-		return errorf(http.StatusBadRequest, "invalid_json", "Field %q must be %s, not %s.", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+		return model.Errorf(model.CodeInvalidJSON, "Field %q must be %s, not %s.", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errorf(http.StatusBadRequest, "invalid_json", "The request body is cut short: it is not complete JSON.")
+		return model.Errorf(model.CodeInvalidJSON, "The request body is cut short: it is not complete JSON.")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return errorf(http.StatusBadRequest, "unknown_field", "Unknown field %s.", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return model.Errorf(model.CodeUnknownField, "Unknown field %s.", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
-	return errorf(http.StatusBadRequest, "invalid_json", "The request body could not be read as JSON: %s.", err.Error())
+	return model.Errorf(model.CodeInvalidJSON, "The request body could not be read as JSON: %s.", err.Error())
 }
 
 func jsonKind(k string) string {
@@ -76,7 +76,7 @@ func queryInt(c *fiber.Ctx, name string, def, min, max int64) (int64, error) {
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || n < min || n > max {
-		return 0, errorf(http.StatusBadRequest, "invalid_query", "Query parameter %s must be a whole number from %d to %d.", name, min, max)
+		return 0, model.Errorf(model.CodeInvalidQuery, "Query parameter %s must be a whole number from %d to %d.", name, min, max)
 	}
 	return n, nil
 }
@@ -87,7 +87,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func pathID(c *fiber.Ctx) (int64, error) {
 	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, errorf(http.StatusNotFound, "not_found", "There is no download %q.", c.Params("id"))
+		return 0, model.Errorf(model.CodeNotFound, "There is no download %q.", c.Params("id"))
 	}
 	return id, nil
 }

@@ -79,7 +79,7 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 	status := c.Response().StatusCode()
 	if err != nil {
 		// The error handler has not run yet; ask it what the status will be.
-		status = s.classify(c, err).Status
+		status, _ = s.classify(c, err)
 	}
 	level := slogLevelFor(c.Path(), status)
 	s.log.Log(c.UserContext(), level, "http request",

@@ -50,7 +50,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if cfg.Password != "" {
-		s.guard = newGuard(cfg.Password, cfg.SessionKey)
+		s.guard = newGuard(cfg.Password, cfg.SessionKey, time.Now)
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "dashboard",

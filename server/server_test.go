@@ -24,6 +24,7 @@ import (
 	"dashboard/activity"
 	"dashboard/db"
 	"dashboard/downloader"
+	"dashboard/model"
 	"dashboard/realtime"
 	"dashboard/server"
 	"dashboard/settings"
@@ -151,8 +152,8 @@ func start(t testing.TB, o options) *env {
 		o.hfEndpoint = fakeHF(t).URL
 	}
 	hub := realtime.New(realtime.Options{Logger: log})
-	acts := activity.New(store, hub, log)
 	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: o.envToken, HFEndpoint: o.hfEndpoint})
+	acts := activity.New(activity.Config{Store: store, Publisher: hub, Logger: log, RetentionDays: sets.RetentionDays})
 	presets := filepath.Join(dir, "presets.yaml")
 	if o.presets == "" {
 		o.presets = "presets: {}\n"
@@ -386,7 +387,7 @@ func TestErrorEnvelope(t *testing.T) {
 	if s.Theme != "dark" || s.ActivityRetentionDays != 30 {
 		t.Fatalf("settings changed by bad requests: %+v", s)
 	}
-	var list struct{ Activity []db.Activity }
+	var list struct{ Activity []model.Activity }
 	e.call(t, "GET", "/api/activity", "", &list)
 	if len(list.Activity) != 0 {
 		t.Fatalf("activity written by bad requests: %+v", list.Activity)
@@ -405,7 +406,7 @@ func TestSnapshotFirstThenSettingsReachOtherClients(t *testing.T) {
 			}
 			var snap struct {
 				Downloads []json.RawMessage `json:"downloads"`
-				Activity  []db.Activity     `json:"activity"`
+				Activity  []model.Activity  `json:"activity"`
 				Settings  settings.View     `json:"settings"`
 			}
 			if err := json.Unmarshal(f.Data, &snap); err != nil || snap.Settings.Theme != "dark" || snap.Downloads == nil || snap.Activity == nil {
@@ -446,13 +447,13 @@ func TestActivityPostListClear(t *testing.T) {
 		`{"type":"generation","status":"started","title":"Workflow x.json"}`,
 		`{"type":"generation","status":"completed","title":"4 images generated","details":null}`,
 	} {
-		var a db.Activity
+		var a model.Activity
 		status, raw := e.call(t, "POST", "/api/activity", body, &a)
 		if status != 201 || a.ID == 0 || a.CreatedAt.IsZero() {
 			t.Fatalf("post %d: %d %s", i, status, raw)
 		}
 		f := c.next(t, "activity", time.Second)
-		var got db.Activity
+		var got model.Activity
 		json.Unmarshal(f.Data, &got)
 		if got.ID != a.ID || got.Title != a.Title {
 			t.Fatalf("frame %s does not match %+v", f.Data, a)
@@ -461,8 +462,8 @@ func TestActivityPostListClear(t *testing.T) {
 	}
 
 	var page struct {
-		Activity   []db.Activity `json:"activity"`
-		NextBefore *int64        `json:"next_before"`
+		Activity   []model.Activity `json:"activity"`
+		NextBefore *int64           `json:"next_before"`
 	}
 	e.call(t, "GET", "/api/activity?type=generation&limit=1", "", &page)
 	if len(page.Activity) != 1 || page.Activity[0].ID != ids[2] || page.NextBefore == nil {

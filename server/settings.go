@@ -2,8 +2,8 @@ package server
 
 import (
 	"bytes"
+	"dashboard/model"
 	"encoding/json"
-	"net/http"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -36,16 +36,16 @@ func (s *Server) handleSettingsPatch(c *fiber.Ctx) error {
 			p.RetentionDays = new(int)
 			err = json.Unmarshal(v, p.RetentionDays)
 		case "hf_token":
-			return errorf(http.StatusBadRequest, "invalid_setting", "The HuggingFace token is not changed here: use POST /api/settings/hf-token, which checks it first.")
+			return model.Errorf(model.CodeInvalidSetting, "The HuggingFace token is not changed here: use POST /api/settings/hf-token, which checks it first.")
 		default:
-			return errorf(http.StatusBadRequest, "invalid_setting", "Unknown setting %q: only theme and activity_retention_days can be changed.", k)
+			return model.Errorf(model.CodeInvalidSetting, "Unknown setting %q: only theme and activity_retention_days can be changed.", k)
 		}
 		if err != nil || bytes.Equal(v, []byte("null")) {
 			want := "\"dark\" or \"light\""
 			if k == "activity_retention_days" {
 				want = "a whole number of days"
 			}
-			return errorf(http.StatusBadRequest, "invalid_setting", "Setting %q must be %s.", k, want)
+			return model.Errorf(model.CodeInvalidSetting, "Setting %q must be %s.", k, want)
 		}
 	}
 	v, err := s.cfg.Settings.Update(c.UserContext(), p)

@@ -2,32 +2,34 @@ package server
 
 import (
 	"context"
+	"dashboard/model"
 	"fmt"
-	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
-	"dashboard/db"
 	"dashboard/downloader"
 	"dashboard/settings"
 )
 
-// Snapshot is the first frame a WebSocket client gets.
+// Snapshot is the first frame a WebSocket client gets: everything a page
+// shows, so a client that (re)connects needs nothing else.
 type Snapshot struct {
 	Downloads []downloader.Download `json:"downloads"`
-	Activity  []db.Activity         `json:"activity"`
+	Activity  []model.Activity      `json:"activity"`
 	Settings  settings.View         `json:"settings"`
+	Presets   downloader.PresetList `json:"presets"`
 }
+
+// snapshotActivity is how many of the newest activity rows a snapshot holds.
+const snapshotActivity = 50
 
 // takeSnapshot reads the state a new client starts from.
 func (s *Server) takeSnapshot() (any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rows, err := s.cfg.Store.ListActivity(ctx, db.ActivityFilter{Limit: 50})
+	rows, err := s.cfg.Store.ListActivity(ctx, model.ActivityFilter{Limit: snapshotActivity})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot activity: %w", err)
 	}
@@ -35,7 +37,12 @@ func (s *Server) takeSnapshot() (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot settings: %w", err)
 	}
-	return Snapshot{Downloads: nonNil(s.cfg.Downloads.Downloads()), Activity: nonNil(rows), Settings: view}, nil
+	return Snapshot{
+		Downloads: nonNil(s.cfg.Downloads.Downloads()),
+		Activity:  nonNil(rows),
+		Settings:  view,
+		Presets:   s.cfg.Downloads.PresetList(),
+	}, nil
 }
 
 func (s *Server) handleWS() fiber.Handler {
@@ -48,47 +55,4 @@ func (s *Server) handleWS() fiber.Handler {
 		ReadBufferSize:  4096,
 		WriteBufferSize: 16384,
 	})
-}
-
-// checkOrigin refuses a browser from another site before the upgrade; a
-// client that sends no Origin is not a browser and may connect.
-func (s *Server) checkOrigin(c *fiber.Ctx) error {
-	if !websocket.IsWebSocketUpgrade(c) {
-		return errorf(http.StatusUpgradeRequired, "upgrade_required", "This is the dashboard's WebSocket: connect with a WebSocket client.")
-	}
-	if !sameOrigin(c) {
-		s.log.Warn("refused websocket from another origin", "origin", c.Get(fiber.HeaderOrigin))
-		return errorf(http.StatusForbidden, "forbidden_origin", "WebSocket connections are only accepted from the dashboard's own pages.")
-	}
-	return c.Next()
-}
-
-// sameOrigin reports whether the request's Origin, when it has one, names the
-// host the request was sent to (directly or through the pod's proxy).
-func sameOrigin(c *fiber.Ctx) bool {
-	origin := c.Get(fiber.HeaderOrigin)
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	for _, h := range []string{c.Get(fiber.HeaderHost), c.Get(fiber.HeaderXForwardedHost)} {
-		if h != "" && strings.EqualFold(hostWithPort(u.Host, u.Scheme), hostWithPort(h, u.Scheme)) {
-			return true
-		}
-	}
-	return false
-}
-
-// hostWithPort adds the scheme's default port so "a" and "a:80" compare equal.
-func hostWithPort(host, scheme string) string {
-	if strings.LastIndexByte(host, ':') > strings.LastIndexByte(host, ']') {
-		return host
-	}
-	if scheme == "https" || scheme == "wss" {
-		return host + ":443"
-	}
-	return host + ":80"
 }

@@ -16,22 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// Keys in the settings table.
-const (
-	KeyTheme         = "theme"
-	KeyRetentionDays = "activity_retention_days"
-	KeyHFToken       = "hf_token"
-	KeyHFUsername    = "hf_username"
-)
-
-// Defaults and limits.
-const (
-	DefaultTheme         = "dark"
-	DefaultRetentionDays = 30
-	MinRetentionDays     = 1
-	MaxRetentionDays     = 3650
+	"dashboard/model"
 )
 
 // Store is the part of the database settings need.
@@ -74,17 +60,6 @@ type Patch struct {
 	Theme         *string
 	RetentionDays *int
 }
-
-// InvalidError says why a setting or token was refused; nothing was saved.
-type InvalidError struct {
-	Code    string // invalid_setting or invalid_token
-	Message string
-}
-
-func (e *InvalidError) Error() string { return e.Message }
-
-// ErrUnreachable means HuggingFace could not be asked about a token.
-var ErrUnreachable = errors.New("huggingface is unreachable")
 
 // Config wires a Service.
 type Config struct {
@@ -131,7 +106,7 @@ func (s *Service) Token(ctx context.Context) string {
 		s.cfg.Logger.Warn("read token setting failed; using HF_TOKEN fallback", "err", err)
 		return s.cfg.EnvToken
 	}
-	if t := kv[KeyHFToken]; t != "" {
+	if t := kv[model.SettingHFToken]; t != "" {
 		return t
 	}
 	return s.cfg.EnvToken
@@ -147,9 +122,9 @@ func (s *Service) RetentionDays(ctx context.Context) (int, error) {
 }
 
 func retention(kv map[string]string) int {
-	n, err := strconv.Atoi(kv[KeyRetentionDays])
-	if err != nil || n < MinRetentionDays || n > MaxRetentionDays {
-		return DefaultRetentionDays
+	n, err := strconv.Atoi(kv[model.SettingRetentionDays])
+	if err != nil || !model.ValidRetentionDays(n) {
+		return model.DefaultRetentionDays
 	}
 	return n
 }
@@ -160,11 +135,11 @@ func (s *Service) View(ctx context.Context) (View, error) {
 	if err != nil {
 		return View{}, fmt.Errorf("read settings: %w", err)
 	}
-	v := View{Theme: kv[KeyTheme], ActivityRetentionDays: retention(kv)}
-	if v.Theme != "dark" && v.Theme != "light" {
-		v.Theme = DefaultTheme
+	v := View{Theme: kv[model.SettingTheme], ActivityRetentionDays: retention(kv)}
+	if !model.ValidTheme(v.Theme) {
+		v.Theme = model.DefaultTheme
 	}
-	token, source, user := kv[KeyHFToken], "db", kv[KeyHFUsername]
+	token, source, user := kv[model.SettingHFToken], "db", kv[model.SettingHFUsername]
 	if token == "" && s.cfg.EnvToken != "" {
 		token, source = s.cfg.EnvToken, "env"
 		s.mu.Lock()
@@ -185,20 +160,20 @@ func (s *Service) View(ctx context.Context) (View, error) {
 func (s *Service) Update(ctx context.Context, p Patch) (View, error) {
 	kv := map[string]string{}
 	if p.Theme != nil {
-		if *p.Theme != "dark" && *p.Theme != "light" {
-			return View{}, &InvalidError{"invalid_setting", fmt.Sprintf("theme must be \"dark\" or \"light\", not %q", *p.Theme)}
+		if !model.ValidTheme(*p.Theme) {
+			return View{}, model.Errorf(model.CodeInvalidSetting, "The theme must be %q or %q, not %q.", model.ThemeDark, model.ThemeLight, *p.Theme)
 		}
-		kv[KeyTheme] = *p.Theme
+		kv[model.SettingTheme] = *p.Theme
 	}
 	if p.RetentionDays != nil {
 		d := *p.RetentionDays
-		if d < MinRetentionDays || d > MaxRetentionDays {
-			return View{}, &InvalidError{"invalid_setting", fmt.Sprintf("activity_retention_days must be between %d and %d, not %d", MinRetentionDays, MaxRetentionDays, d)}
+		if !model.ValidRetentionDays(d) {
+			return View{}, model.Errorf(model.CodeInvalidSetting, "activity_retention_days must be between %d and %d, not %d.", model.MinRetentionDays, model.MaxRetentionDays, d)
 		}
-		kv[KeyRetentionDays] = strconv.Itoa(d)
+		kv[model.SettingRetentionDays] = strconv.Itoa(d)
 	}
 	if len(kv) == 0 {
-		return View{}, &InvalidError{"invalid_setting", "nothing to change: send theme and/or activity_retention_days"}
+		return View{}, model.Errorf(model.CodeInvalidSetting, "Nothing to change: send theme and/or activity_retention_days.")
 	}
 	if err := s.cfg.Store.SetSettings(ctx, kv); err != nil {
 		return View{}, fmt.Errorf("save settings: %w", err)
@@ -218,9 +193,9 @@ func (s *Service) SaveToken(ctx context.Context, token string) (View, error) {
 		return View{}, err
 	}
 	if !check.Valid {
-		return View{}, &InvalidError{"invalid_token", check.Message}
+		return View{}, &model.Error{Code: model.CodeInvalidToken, Message: check.Message}
 	}
-	if err := s.cfg.Store.SetSettings(ctx, map[string]string{KeyHFToken: token, KeyHFUsername: check.Username}); err != nil {
+	if err := s.cfg.Store.SetSettings(ctx, map[string]string{model.SettingHFToken: token, model.SettingHFUsername: check.Username}); err != nil {
 		return View{}, fmt.Errorf("save token: %w", err)
 	}
 	s.cfg.Logger.Info("huggingface token saved", "username", check.Username)
@@ -238,11 +213,7 @@ func (s *Service) TestToken(ctx context.Context, token string) (TokenCheck, erro
 	} else {
 		var err error
 		if token, err = cleanToken(token); err != nil {
-			var inv *InvalidError
-			if errors.As(err, &inv) {
-				return TokenCheck{Valid: false, Message: inv.Message}, nil
-			}
-			return TokenCheck{}, err
+			return TokenCheck{Valid: false, Message: err.Error()}, nil
 		}
 	}
 	check, err := s.whoami(ctx, token)
@@ -259,7 +230,7 @@ func (s *Service) TestToken(ctx context.Context, token string) (TokenCheck, erro
 
 // DeleteToken forgets the saved token; HF_TOKEN may still apply.
 func (s *Service) DeleteToken(ctx context.Context) (View, error) {
-	for _, k := range []string{KeyHFToken, KeyHFUsername} {
+	for _, k := range []string{model.SettingHFToken, model.SettingHFUsername} {
 		if err := s.cfg.Store.DeleteSetting(ctx, k); err != nil {
 			return View{}, fmt.Errorf("delete token: %w", err)
 		}
@@ -273,7 +244,7 @@ func (s *Service) changed(ctx context.Context) (View, error) {
 	if err != nil {
 		return View{}, err
 	}
-	s.cfg.Publisher.Publish("settings", v)
+	s.cfg.Publisher.Publish(model.FrameSettings, v)
 	return v, nil
 }
 
@@ -285,37 +256,39 @@ func Mask(token string) string {
 	return token[:3] + "…" + token[len(token)-4:]
 }
 
+// cleanToken trims token and refuses what cannot be a token, with a
+// model.CodeInvalidToken error.
 func cleanToken(token string) (string, error) {
 	token = strings.TrimSpace(token)
 	if token == "" {
-		return "", &InvalidError{"invalid_token", "the token is empty: paste a HuggingFace access token (it starts with hf_)"}
+		return "", model.Errorf(model.CodeInvalidToken, "The token is empty: paste a HuggingFace access token (it starts with hf_).")
 	}
 	if len(token) > 256 {
-		return "", &InvalidError{"invalid_token", "that is too long to be a HuggingFace token"}
+		return "", model.Errorf(model.CodeInvalidToken, "That is too long to be a HuggingFace token.")
 	}
 	for _, r := range token {
 		if r <= ' ' || r > '~' {
-			return "", &InvalidError{"invalid_token", "a HuggingFace token has no spaces or special characters: check what was pasted"}
+			return "", model.Errorf(model.CodeInvalidToken, "A HuggingFace token has no spaces or special characters: check what was pasted.")
 		}
 	}
 	return token, nil
 }
 
 // whoami asks HuggingFace who token belongs to. A 401 is an invalid token;
-// no answer, or any other status, is ErrUnreachable.
+// no answer, or any other status, is a model.CodeHFUnreachable error.
 func (s *Service) whoami(ctx context.Context, token string) (TokenCheck, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.HFEndpoint+"/api/whoami-v2", nil)
 	if err != nil {
-		return TokenCheck{}, fmt.Errorf("%w: bad endpoint", ErrUnreachable)
+		return TokenCheck{}, unreachable("the HuggingFace endpoint is not a valid URL")
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
 		// The error names only the URL, never the header, but keep it short.
 		s.cfg.Logger.Warn("huggingface whoami failed", "endpoint", s.shownEndpoint, "err", errors.Unwrap(err))
-		return TokenCheck{}, fmt.Errorf("%w: no answer from %s", ErrUnreachable, s.shownEndpoint)
+		return TokenCheck{}, unreachable("no answer from " + s.shownEndpoint)
 	}
 	defer resp.Body.Close()
 	switch {
@@ -323,7 +296,7 @@ func (s *Service) whoami(ctx context.Context, token string) (TokenCheck, error) 
 		return TokenCheck{Valid: false, Message: "HuggingFace does not accept this token: it is wrong, expired or revoked."}, nil
 	case resp.StatusCode != http.StatusOK:
 		s.cfg.Logger.Warn("huggingface whoami answered an error", "status", resp.StatusCode)
-		return TokenCheck{}, fmt.Errorf("%w: HuggingFace answered HTTP %d", ErrUnreachable, resp.StatusCode)
+		return TokenCheck{}, unreachable(fmt.Sprintf("HuggingFace answered HTTP %d", resp.StatusCode))
 	}
 	var who struct {
 		Name string `json:"name"`
@@ -334,7 +307,12 @@ func (s *Service) whoami(ctx context.Context, token string) (TokenCheck, error) 
 		} `json:"auth"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&who); err != nil || who.Name == "" {
-		return TokenCheck{}, fmt.Errorf("%w: HuggingFace sent an answer that could not be read", ErrUnreachable)
+		return TokenCheck{}, unreachable("HuggingFace sent an answer that could not be read")
 	}
 	return TokenCheck{Valid: true, Username: who.Name, Role: who.Auth.AccessToken.Role}, nil
+}
+
+// unreachable says HuggingFace could not be asked about a token, and why.
+func unreachable(why string) *model.Error {
+	return model.Errorf(model.CodeHFUnreachable, "Could not reach HuggingFace to check the token (%s). Nothing was saved; try again in a moment.", why)
 }

@@ -1,4 +1,4 @@
-package main
+package activity_test
 
 import (
 	"context"
@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"dashboard/activity"
 	"dashboard/db"
+	"dashboard/model"
 	"dashboard/settings"
 )
 
@@ -30,7 +32,9 @@ func (c *movableClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func TestRetentionJobFollowsClockAndSetting(t *testing.T) {
+// The retention job deletes by the store's clock and reads the setting
+// afresh on every run.
+func TestExpireFollowsClockAndSetting(t *testing.T) {
 	ctx := context.Background()
 	clock := &movableClock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -40,13 +44,14 @@ func TestRetentionJobFollowsClockAndSetting(t *testing.T) {
 	}
 	defer store.Close()
 	sets := settings.New(settings.Config{Store: store, Publisher: nopPublisher{}, Logger: log, HFEndpoint: "http://127.0.0.1:1"})
-	job := retentionJob(store, sets, log, clock.Now)
+	acts := activity.New(activity.Config{Store: store, Publisher: nopPublisher{}, Logger: log, RetentionDays: sets.RetentionDays})
+	job := acts.Expire
 
-	if _, err := store.InsertActivity(ctx, db.Activity{Type: "error", Status: "failed", Title: "day 0"}); err != nil {
+	if _, err := store.InsertActivity(ctx, model.Activity{Type: "error", Status: "failed", Title: "day 0"}); err != nil {
 		t.Fatal(err)
 	}
 	count := func() int {
-		rows, err := store.ListActivity(ctx, db.ActivityFilter{})
+		rows, err := store.ListActivity(ctx, model.ActivityFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +64,7 @@ func TestRetentionJobFollowsClockAndSetting(t *testing.T) {
 		t.Fatal("a 29-day-old row was deleted with 30-day retention")
 	}
 	clock.Add(2 * 24 * time.Hour)
-	if _, err := store.InsertActivity(ctx, db.Activity{Type: "error", Status: "failed", Title: "day 31"}); err != nil {
+	if _, err := store.InsertActivity(ctx, model.Activity{Type: "error", Status: "failed", Title: "day 31"}); err != nil {
 		t.Fatal(err)
 	}
 	job(ctx)

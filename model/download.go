@@ -1,0 +1,38 @@
+package model
+
+import "time"
+
+// DownloadStatus is where a download is in its life. The download_history
+// table stores the same words: a row is "downloading" from the moment the
+// download is queued until it ends.
+type DownloadStatus string
+
+// The download statuses.
+const (
+	DownloadQueued    DownloadStatus = "queued"
+	DownloadRunning   DownloadStatus = "downloading"
+	DownloadCompleted DownloadStatus = "completed"
+	DownloadFailed    DownloadStatus = "failed"
+	DownloadCancelled DownloadStatus = "cancelled"
+)
+
+// Ended reports whether s is a final status.
+func (s DownloadStatus) Ended() bool {
+	return s == DownloadCompleted || s == DownloadFailed || s == DownloadCancelled
+}
+
+// InterruptedMessage is the sentence a download stopped by a shutdown or a
+// restart carries (code CodeInterrupted); download_history keeps the code.
+const InterruptedMessage = "The dashboard stopped while this download ran; retry it to resume."
+
+// DownloadRecord is one row of download_history.
+type DownloadRecord struct {
+	ID             int64          `json:"id"`
+	PresetID       string         `json:"preset_id"`
+	Status         DownloadStatus `json:"status"`
+	ErrorMessage   string         `json:"error_message"`
+	FilesCompleted int            `json:"files_completed"`
+	FilesTotal     int            `json:"files_total"`
+	StartedAt      time.Time      `json:"started_at"`
+	CompletedAt    *time.Time     `json:"completed_at"`
+}

@@ -1,0 +1,97 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code names a kind of failure. It reaches clients as the "code" of the
+// error envelope and of a failed download, so the values never change.
+type Code string
+
+// Codes of requests that were refused or failed.
+const (
+	CodeInternal        Code = "internal" // a fault of ours; the log has the details
+	CodeCancelled       Code = "cancelled"
+	CodeNotFound        Code = "not_found"
+	CodeInvalidJSON     Code = "invalid_json"
+	CodeUnknownField    Code = "unknown_field"
+	CodeInvalidQuery    Code = "invalid_query"
+	CodeBadRequest      Code = "bad_request"
+	CodeBodyTooLarge    Code = "body_too_large"
+	CodeUnsupportedType Code = "unsupported_media_type"
+	CodeMethod          Code = "method_not_allowed"
+	CodeUpgradeRequired Code = "upgrade_required"
+	CodeForbiddenOrigin Code = "forbidden_origin"
+	CodeCrossSite       Code = "cross_site"
+	CodeUnauthorized    Code = "unauthorized"
+	CodeWrongPassword   Code = "wrong_password"
+	CodeTooManyAttempts Code = "too_many_attempts"
+
+	CodeInvalidSetting  Code = "invalid_setting"
+	CodeInvalidToken    Code = "invalid_token"
+	CodeHFUnreachable   Code = "hf_unreachable"
+	CodeInvalidActivity Code = "invalid_activity"
+
+	CodeAlreadyQueued    Code = "already_queued"
+	CodeAlreadyInstalled Code = "already_installed"
+	CodeAlreadyFinished  Code = "already_finished"
+	CodeNotRetryable     Code = "not_retryable"
+)
+
+// Codes a failed download carries (Download.Error.Code). CodeNotFound and
+// CodeCancelled (a user's cancel, in activity details) are used there too.
+const (
+	CodeHFTokenRequired Code = "hf_token_required" // 401 from HuggingFace; also refuses an install up front
+	CodeHFAccessDenied  Code = "hf_access_denied"  // 403: the licence is not accepted
+	CodeChecksum        Code = "checksum_mismatch"
+	CodeDiskSpace       Code = "insufficient_disk_space"
+	CodeNetwork         Code = "network"
+	CodeInterrupted     Code = "interrupted" // the dashboard stopped while it ran
+	CodeHTTP            Code = "http_error"  // an answer that is neither retryable nor one of the above
+	CodeDisk            Code = "disk_error"  // writing the models folder failed
+	CodeSizeMismatch    Code = "size_mismatch"
+)
+
+// Error is the one error shape of the dashboard: what went wrong, as a code
+// for programs and a sentence a person can act on. Packages return it (often
+// wrapped with %w for context); the server maps its code to an HTTP status
+// and sends Code and Message as they are.
+type Error struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+	// Err is the underlying cause, for logs; it never reaches a client.
+	Err error `json:"-"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap lets errors.Is and errors.As see the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error whose message is the formatted sentence.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode is the code of the *Error in err's chain, CodeInternal when
+// there is none, and "" for nil.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// AsError returns the *Error in err's chain, or nil.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}

@@ -1,0 +1,30 @@
+package model
+
+// Keys of the settings table.
+const (
+	SettingTheme         = "theme"
+	SettingRetentionDays = "activity_retention_days"
+	SettingHFToken       = "hf_token"
+	SettingHFUsername    = "hf_username"
+	SettingSessionKey    = "session_key"
+)
+
+// Themes the UI has.
+const (
+	ThemeDark  = "dark"
+	ThemeLight = "light"
+)
+
+// Defaults a new database starts with, and the range of the retention.
+const (
+	DefaultTheme         = ThemeDark
+	DefaultRetentionDays = 30
+	MinRetentionDays     = 1
+	MaxRetentionDays     = 3650
+)
+
+// ValidTheme reports whether t is a theme the UI has.
+func ValidTheme(t string) bool { return t == ThemeDark || t == ThemeLight }
+
+// ValidRetentionDays reports whether d is within the retention's range.
+func ValidRetentionDays(d int) bool { return d >= MinRetentionDays && d <= MaxRetentionDays }
