@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -79,4 +81,20 @@ func TestPresetsErrorIsShown(t *testing.T) {
 	tb.navigate(d.url("/"))
 	tb.waitLive()
 	tb.waitFor("the notice", `!document.getElementById("presets-notice").hidden && document.getElementById("presets-notice").textContent.includes("presets.yaml has a problem") && document.getElementById("presets-notice").textContent.length > 40`)
+
+	// Mending the file reaches the open page by itself: the notice goes and
+	// the preset appears, with no reload and no request from the page.
+	fixed := `presets:
+  MENDED:
+    name: Mended Preset
+    files:
+    - path: loras/mended.safetensors
+      url: https://huggingface.co/org/repo/resolve/main/mended.safetensors
+      size: 1024
+`
+	if err := os.WriteFile(filepath.Join(d.workspace, "config", "presets.yaml"), []byte(fixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tb.waitFor("the mended preset", `document.getElementById("presets-notice").hidden && !!document.querySelector('li.preset[data-id="MENDED"]')`)
+	tb.waitFor("no presets request from the page", `performance.getEntriesByType("resource").every((e) => !new URL(e.name).pathname.startsWith("/api/presets"))`)
 }

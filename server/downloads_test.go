@@ -171,3 +171,99 @@ func TestInstallFlowOverHTTPAndWebSocket(t *testing.T) {
 		t.Fatalf("history page 2: %+v", hist)
 	}
 }
+
+// The presets and their install state are pushed: with the snapshot, on
+// every change of a download's state and on every edit of presets.yaml. A
+// download's activity goes out after the download frame it follows.
+func TestPresetsArePushedAndActivityFollowsItsDownload(t *testing.T) {
+	models := t.TempDir()
+	e := start(t, options{presets: testPresets, modelsDir: models})
+	c := e.dial(t, nil)
+	var snap struct {
+		Presets downloader.PresetList `json:"presets"`
+	}
+	if err := json.Unmarshal(c.next(t, "snapshot", 2*time.Second).Data, &snap); err != nil {
+		t.Fatal(err)
+	}
+	if st := presetStatus(snap.Presets, "PUBLIC"); st != "missing" || len(snap.Presets.Presets) != 3 {
+		t.Fatalf("snapshot presets: PUBLIC is %q, %d presets", st, len(snap.Presets.Presets))
+	}
+
+	var d downloader.Download
+	if status, raw := e.call(t, "POST", "/api/presets/PUBLIC/install", "", &d); status != 202 {
+		t.Fatalf("install: %d %s", status, raw)
+	}
+	// Read every frame until the presets say PUBLIC is installed.
+	var seen []string // "download:<status>", "activity:<status>", "presets:<PUBLIC's status>"
+	deadline := time.After(10 * time.Second)
+	for len(seen) == 0 || seen[len(seen)-1] != "presets:installed" {
+		var f frame
+		select {
+		case f = <-c.frames:
+		case <-deadline:
+			t.Fatalf("PUBLIC never showed installed in a presets frame; frames: %v", seen)
+		}
+		switch f.Type {
+		case "download":
+			var x downloader.Download
+			json.Unmarshal(f.Data, &x)
+			if x.ID == d.ID && (len(seen) == 0 || seen[len(seen)-1] != "download:"+string(x.Status)) {
+				seen = append(seen, "download:"+string(x.Status))
+			}
+		case "activity":
+			var a model.Activity
+			json.Unmarshal(f.Data, &a)
+			seen = append(seen, "activity:"+string(a.Status))
+		case "presets":
+			var l downloader.PresetList
+			json.Unmarshal(f.Data, &l)
+			seen = append(seen, "presets:"+presetStatus(l, "PUBLIC"))
+		}
+	}
+	pos := func(s string) int {
+		for i, v := range seen {
+			if v == s {
+				return i
+			}
+		}
+		t.Fatalf("no %s frame; frames: %v", s, seen)
+		return -1
+	}
+	if !(pos("download:queued") < pos("presets:queued") &&
+		pos("download:downloading") < pos("activity:started") &&
+		pos("download:downloading") < pos("presets:downloading") &&
+		pos("download:completed") < pos("activity:completed") &&
+		pos("activity:completed") < pos("presets:installed")) {
+		t.Fatalf("frames out of order: %v", seen)
+	}
+
+	// An edit of presets.yaml reaches the client without it asking.
+	edited := testPresets + `  ADDED:
+    name: Added Later
+    files:
+    - path: loras/added.safetensors
+      url: https://huggingface.co/org/public/resolve/main/added.safetensors
+      size: 1024
+`
+	if err := os.WriteFile(e.PresetsFile, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var l downloader.PresetList
+		if err := json.Unmarshal(c.next(t, "presets", 10*time.Second).Data, &l); err != nil {
+			t.Fatal(err)
+		}
+		if presetStatus(l, "ADDED") == "missing" {
+			break
+		}
+	}
+}
+
+func presetStatus(l downloader.PresetList, id string) string {
+	for _, p := range l.Presets {
+		if p.ID == id {
+			return p.Status
+		}
+	}
+	return ""
+}

@@ -116,13 +116,14 @@ func serveModelFile(w http.ResponseWriter, r *http.Request) {
 }
 
 type env struct {
-	URL   string
-	Store *db.Store
-	Hub   *realtime.Hub
-	Logs  *syncBuffer
-	srv   *server.Server
-	ln    net.Listener
-	stop  func()
+	URL         string
+	PresetsFile string
+	Store       *db.Store
+	Hub         *realtime.Hub
+	Logs        *syncBuffer
+	srv         *server.Server
+	ln          net.Listener
+	stop        func()
 }
 
 type options struct {
@@ -181,7 +182,7 @@ func start(t testing.TB, o options) *env {
 	wg.Add(2)
 	go func() { defer wg.Done(); srv.Serve(ln) }()
 	go func() { defer wg.Done(); dl.Run(bg) }()
-	e := &env{URL: "http://" + ln.Addr().String(), Store: store, Hub: hub, Logs: logs, srv: srv, ln: ln}
+	e := &env{URL: "http://" + ln.Addr().String(), PresetsFile: presets, Store: store, Hub: hub, Logs: logs, srv: srv, ln: ln}
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {

@@ -13,9 +13,11 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
+var testLimits = Limits{MinRetentionDays: 1, MaxRetentionDays: 3650}
+
 func newApp() *fiber.App {
 	app := fiber.New()
-	app.Use(Handler())
+	app.Use(Handler(testLimits))
 	app.Use(func(c *fiber.Ctx) error { return c.SendStatus(http.StatusTeapot) }) // "not ours"
 	return app
 }
@@ -87,18 +89,18 @@ func TestPagesKeepTheCSP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rendered, err := render(testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
 	exists := func(p string) bool {
-		if _, ok := pageRoute(p); ok {
+		if _, ok := rendered[p]; ok {
 			return true
 		}
 		_, err := fs.Stat(root, strings.TrimPrefix(p, "/"))
 		return err == nil
 	}
-	for route, name := range pages {
-		raw, err := fs.ReadFile(root, name)
-		if err != nil {
-			t.Fatalf("page %s: %v", route, err)
-		}
+	for name, raw := range rendered {
 		html := string(raw)
 		if m := inlineRE.FindString(html); m != "" {
 			t.Errorf("%s: inline style or script (%q) breaks the CSP", name, m)
@@ -160,7 +162,36 @@ func TestPagesKeepTheCSP(t *testing.T) {
 	}
 }
 
-func pageRoute(p string) (string, bool) {
-	name, ok := pages[p]
-	return name, ok
+// Every page has the one top bar, marks itself current in it, and the
+// settings form takes its range from the server.
+func TestPagesShareTheLayout(t *testing.T) {
+	rendered, err := render(Limits{MinRetentionDays: 2, MaxRetentionDays: 99})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pages {
+		html := string(rendered[p.Route])
+		if !strings.HasPrefix(html, "<!doctype html>") || !strings.Contains(html, "<title>"+p.Title+" · Pod Dashboard</title>") || !strings.HasSuffix(strings.TrimSpace(html), "</html>") {
+			t.Errorf("%s: not a whole page:\n%s", p.Route, html)
+		}
+		if !strings.Contains(html, `<script type="module" src="/js/`+p.Script+`"></script>`) {
+			t.Errorf("%s: its module is not loaded", p.Route)
+		}
+		if strings.Count(html, "<main") != 1 {
+			t.Errorf("%s: %d <main> elements", p.Route, strings.Count(html, "<main"))
+		}
+		if p.Nav == "" {
+			if strings.Contains(html, `class="topbar"`) {
+				t.Errorf("%s: a bare page has the top bar", p.Route)
+			}
+			continue
+		}
+		current := `<a href="` + p.Route + `" aria-current="page">` + p.Nav + `</a>`
+		if strings.Count(html, `class="topbar"`) != 1 || !strings.Contains(html, current) || strings.Count(html, `aria-current="page"`) != 1 {
+			t.Errorf("%s: top bar missing or the wrong entry is current", p.Route)
+		}
+	}
+	if s := string(rendered["/settings"]); !strings.Contains(s, `min="2" max="99"`) || !strings.Contains(s, "From 2 to 99 days.") {
+		t.Error("the retention range does not come from the server's limits")
+	}
 }

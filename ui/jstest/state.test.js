@@ -27,6 +27,22 @@ test("snapshot replaces the state; events update it", () => {
   assert.deepEqual(seen, ["download", "snapshot", "activity", "activity_cleared", "settings"]);
 });
 
+test("presets come with the snapshot and are replaced by each presets frame", () => {
+  const s = new Store();
+  const seen = [];
+  s.subscribe((type, data) => seen.push([type, data && data.presets ? data.presets.length : null]));
+  assert.equal(s.presets, null);
+  s.apply({ type: "snapshot", data: { downloads: [], activity: [], settings: null, presets: { presets: [{ id: "A", status: "missing" }], error: null } } });
+  assert.deepEqual(s.presets, { presets: [{ id: "A", status: "missing" }], error: null });
+  s.apply({ type: "presets", data: { presets: [{ id: "A", status: "installed" }, { id: "B", status: "missing" }], error: "line 3: bad" } });
+  assert.equal(s.presets.presets[0].status, "installed");
+  assert.equal(s.presets.error, "line 3: bad");
+  s.apply({ type: "snapshot", data: { downloads: [], activity: [] } }); // an old server: no presets
+  assert.equal(s.presets, null);
+  assert.deepEqual(seen.map((x) => x[0]), ["snapshot", "presets", "snapshot"]);
+  assert.equal(seen[1][1], 2);
+});
+
 test("a late API answer does not move a download backwards", () => {
   const s = new Store();
   s.applyDownload(dl(1, "A", "downloading", { bytes_done: 50 }));

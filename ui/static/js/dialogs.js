@@ -105,8 +105,7 @@ function titleRow(ids, iconName, text, tone) {
 // TokenModal asks for a HuggingFace token, checks and saves it through the
 // validating endpoint, then installs the preset that needed it.
 export class TokenModal {
-  constructor({ onQueued } = {}) {
-    this.onQueued = onQueued || (() => {});
+  constructor() {
     this.preset = null;
     this.modal = new Modal({
       id: "token-modal",
@@ -237,8 +236,8 @@ export class TokenModal {
       return;
     }
     try {
-      const d = await post(`/api/presets/${encodeURIComponent(this.preset.id)}/install`);
-      this.onQueued(d);
+      // The download frame shows it queued, in this tab as in every other.
+      await post(`/api/presets/${encodeURIComponent(this.preset.id)}/install`);
     } catch (e) {
       if (e.code !== "already_queued") {
         setMessage(this.msg, `The token is saved, but the download did not start: ${e.message}`);
@@ -255,8 +254,7 @@ export class TokenModal {
 // AccessModal explains an hf_access_denied failure: the licence must be
 // accepted on the model's page, then the download retried.
 export class AccessModal {
-  constructor({ onQueued } = {}) {
-    this.onQueued = onQueued || (() => {});
+  constructor() {
     this.download = null;
     this.modal = new Modal({
       id: "access-modal",
@@ -298,8 +296,7 @@ export class AccessModal {
     const done = busy(this.retryBtn, "Retrying…");
     this.modal.busy = true;
     try {
-      const d = await post(`/api/downloads/${this.download.id}/retry`);
-      this.onQueued(d);
+      await post(`/api/downloads/${this.download.id}/retry`);
       this.modal.busy = false;
       done();
       this.modal.close();

@@ -2,7 +2,7 @@
 
 import { startShell } from "./shell.js";
 import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
-import { get, post } from "./api.js";
+import { post } from "./api.js";
 import { formatBytes, formatSpeed, formatETA, formatRelative, formatDateTime, percent, sentence } from "./format.js";
 import { presetState, FINISHED } from "./state.js";
 import { statusBadge, updateBadge, activityItem, emptyState } from "./views.js";
@@ -76,7 +76,7 @@ function downloadRow(first) {
     setMessage(msg, "");
     const done = busy(cancelBtn, "Cancelling…");
     try {
-      store.applyDownload(await post(`/api/downloads/${cur.id}/cancel`));
+      await post(`/api/downloads/${cur.id}/cancel`); // the download frame shows the end
     } catch (e) {
       setMessage(msg, e.message);
     } finally {
@@ -87,7 +87,7 @@ function downloadRow(first) {
     setMessage(msg, "");
     const done = busy(retryBtn, "Retrying…");
     try {
-      store.applyDownload(await post(`/api/downloads/${cur.id}/retry`));
+      await post(`/api/downloads/${cur.id}/retry`); // the new download arrives as a frame
     } catch (e) {
       if (e.code === "hf_token_required") {
         tokenModal.open({ presetId: cur.preset_id, presetName: cur.preset_name, opener: retryBtn });
@@ -190,52 +190,30 @@ const presetsSummary = document.getElementById("presets-summary");
 const searchInput = document.getElementById("preset-search");
 const typeSelect = document.getElementById("preset-type");
 const stateSelect = document.getElementById("preset-state");
-let presets = null; // null until loaded
-let loadError = null;
+let presets = null; // null until the snapshot brings them
 const cards = new Map(); // preset id → card
 let layoutKey = "";
 
-async function loadPresets() {
-  try {
-    const r = await get("/api/presets");
-    presets = r.presets || [];
-    loadError = r.error || null;
-    showPresetsNotice();
-  } catch (e) {
-    loadError = null;
-    showPresetsNotice(e.message);
-    if (presets === null) {
-      presets = [];
-    }
+// showPresets takes the presets and their state from the store, which the
+// snapshot and every "presets" frame keep current: presets.yaml edits,
+// finished downloads and reconnects all arrive that way.
+function showPresets() {
+  if (!store.presets) {
+    return;
   }
+  presets = store.presets.presets;
+  showPresetsNotice(store.presets.error);
   fillTypes();
   renderPresets();
 }
 
-let reloadTimer = null;
-function reloadPresetsSoon() {
-  clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(loadPresets, 250);
-}
-
-function showPresetsNotice(fetchError) {
-  if (fetchError) {
-    presetsNotice.hidden = false;
-    presetsNotice.replaceChildren(
-      icon("alert", "notice-icon"),
-      h("div", {}, h("p", { class: "notice-title", text: "The presets could not be loaded" }), h("p", { text: fetchError })),
-      h("button", { type: "button", class: "btn btn-sm", onclick: loadPresets }, "Try again"),
-    );
-  } else if (loadError) {
-    presetsNotice.hidden = false;
-    presetsNotice.replaceChildren(
-      icon("alert", "notice-icon"),
-      h("div", {}, h("p", { class: "notice-title", text: "presets.yaml has a problem" }), h("p", { class: "mono", text: loadError })),
-    );
-  } else {
-    presetsNotice.hidden = true;
-    presetsNotice.replaceChildren();
-  }
+function showPresetsNotice(loadError) {
+  presetsNotice.hidden = !loadError;
+  presetsNotice.replaceChildren(
+    ...(loadError
+      ? [icon("alert", "notice-icon"), h("div", {}, h("p", { class: "notice-title", text: "presets.yaml has a problem" }), h("p", { class: "mono", text: loadError }))]
+      : []),
+  );
 }
 
 function fillTypes() {
@@ -363,8 +341,7 @@ function presetCard(first) {
     setMessage(msg, "");
     const done = busy(btn, "Starting…");
     try {
-      store.applyDownload(await post(`/api/presets/${encodeURIComponent(cur.id)}/install`));
-      renderPresets();
+      await post(`/api/presets/${encodeURIComponent(cur.id)}/install`); // the frames show it queued
     } catch (e) {
       if (e.code === "hf_token_required") {
         tokenModal.open({ presetId: cur.id, presetName: cur.name, opener: btn });
@@ -429,13 +406,6 @@ function presetCard(first) {
 }
 
 searchInput.addEventListener("input", renderPresets);
-// presets.yaml may have been edited meanwhile; the server has no frame for
-// that, so look again when the tab comes back into view.
-document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible" && presets !== null) {
-    reloadPresetsSoon();
-  }
-});
 typeSelect.addEventListener("change", renderPresets);
 stateSelect.addEventListener("change", renderPresets);
 
@@ -454,26 +424,20 @@ function renderRecent() {
 
 // ---------------------------------------------------------------- wiring
 
-let snapshots = 0;
-
 store.subscribe((type, data, prev) => {
   switch (type) {
     case "snapshot":
       renderQueue();
       renderRecent();
-      if (snapshots++ > 0) {
-        loadPresets(); // a reconnect: files may have changed meanwhile
-      } else {
-        renderPresets(); // queued and running downloads mark their presets
-      }
+      showPresets();
+      break;
+    case "presets":
+      showPresets();
       break;
     case "download":
       renderQueue();
       if (!prev || prev.status !== data.status) {
-        renderPresets();
-        if (FINISHED.has(data.status)) {
-          reloadPresetsSoon();
-        }
+        renderPresets(); // queued and running downloads mark their presets at once
       }
       break;
     case "activity":
@@ -485,4 +449,3 @@ store.subscribe((type, data, prev) => {
   }
 });
 
-loadPresets();

@@ -20,10 +20,10 @@ for (const r of themeRadios) {
       return;
     }
     const before = store.settings ? store.settings.theme : null;
-    applyTheme(r.value); // at once; the server's answer confirms it
+    applyTheme(r.value); // at once; the settings frame confirms it
     setMessage(themeMsg, "");
     try {
-      store.applySettings(await patch("/api/settings", { theme: r.value }));
+      await patch("/api/settings", { theme: r.value });
     } catch (e) {
       if (before) {
         applyTheme(before);
@@ -113,8 +113,8 @@ form.addEventListener("submit", async (e) => {
   const done = busy(saveBtn, "Checking…");
   setMessage(tokenMsg, "");
   try {
+    // The settings frame updates every tab, this one included.
     const s = await post("/api/settings/hf-token", { token });
-    store.applySettings(s);
     input.value = "";
     const who = s.hf_token && s.hf_token.username ? ` for ${s.hf_token.username}` : "";
     setMessage(tokenMsg, `Token saved${who}.`, "success");
@@ -133,7 +133,6 @@ removeBtn.addEventListener("click", async () => {
   setMessage(tokenMsg, "");
   try {
     const s = await del("/api/settings/hf-token");
-    store.applySettings(s);
     setMessage(tokenMsg, s.hf_token && s.hf_token.set ? "Saved token removed; HF_TOKEN is used now." : "Token removed.", "success");
   } catch (err) {
     setMessage(tokenMsg, err.message);
@@ -165,18 +164,20 @@ retForm.addEventListener("submit", async (e) => {
   e.preventDefault();
   const raw = retInput.value.trim();
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < 1 || n > 3650) {
+  // The range is the server's, rendered into the input's min and max.
+  const lo = Number(retInput.min);
+  const hi = Number(retInput.max);
+  if (!/^\d+$/.test(raw) || n < lo || n > hi) {
     retInput.setAttribute("aria-invalid", "true");
-    setMessage(retMsg, "Enter a whole number of days from 1 to 3650.");
+    setMessage(retMsg, `Enter a whole number of days from ${lo} to ${hi}.`);
     retInput.focus();
     return;
   }
   const done = busy(retBtn, "Saving…");
   setMessage(retMsg, "");
   try {
-    const s = await patch("/api/settings", { activity_retention_days: n });
+    await patch("/api/settings", { activity_retention_days: n });
     retDirty = false;
-    store.applySettings(s);
     setMessage(retMsg, `Saved: activity is kept for ${n === 1 ? "1 day" : `${n} days`}.`, "success");
   } catch (err) {
     retInput.setAttribute("aria-invalid", "true");

@@ -25,8 +25,8 @@ export function applyTheme(theme) {
 
 export function startShell() {
   const store = new Store();
-  const tokenModal = new TokenModal({ onQueued: (d) => store.applyDownload(d) });
-  const accessModal = new AccessModal({ onQueued: (d) => store.applyDownload(d) });
+  const tokenModal = new TokenModal();
+  const accessModal = new AccessModal();
 
   store.subscribe((type, data, prev) => {
     if (type === "snapshot" && data && data.settings) {

@@ -13,6 +13,9 @@ export class Store {
     this.downloads = new Map();
     this.activity = [];
     this.settings = null;
+    // presets is {presets:[Preset…], error} as GET /api/presets answers,
+    // null until the snapshot brings it.
+    this.presets = null;
     this.ready = false;
     this.listeners = new Set();
   }
@@ -52,6 +55,9 @@ export class Store {
       case "settings":
         this.applySettings(d);
         break;
+      case "presets":
+        this.applyPresets(d);
+        break;
       default:
         // New frame types are for newer clients.
         break;
@@ -67,6 +73,7 @@ export class Store {
     }
     this.activity = mergeActivity([], (s && s.activity) || []);
     this.settings = (s && s.settings) || null;
+    this.presets = presetList(s && s.presets);
     this.ready = true;
     this.emit("snapshot", s);
   }
@@ -97,6 +104,13 @@ export class Store {
     this.emit("settings", s, prev);
   }
 
+  // applyPresets takes the presets and their install state as the server
+  // sends them whenever presets.yaml or any preset's state changes.
+  applyPresets(p) {
+    this.presets = presetList(p);
+    this.emit("presets", this.presets);
+  }
+
   // queue is what the Downloads card shows.
   queue() {
     return visibleDownloads([...this.downloads.values()]);
@@ -112,6 +126,14 @@ export class Store {
     }
     return m;
   }
+}
+
+// presetList normalises a presets frame (or the snapshot's presets).
+export function presetList(p) {
+  if (!p || typeof p !== "object") {
+    return null;
+  }
+  return { presets: Array.isArray(p.presets) ? p.presets : [], error: p.error || null };
 }
 
 // mergeActivity adds items to list, dropping duplicate ids, newest first.
