@@ -1,6 +1,7 @@
 package downloader
 
 import (
+	"dashboard/model"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -50,8 +51,8 @@ const (
 	PresetInstalled   = "installed"
 	PresetPartial     = "partial"
 	PresetMissing     = "missing"
-	PresetQueued      = "queued"
-	PresetDownloading = "downloading"
+	PresetQueued      = string(model.DownloadQueued)
+	PresetDownloading = string(model.DownloadRunning)
 )
 
 // presetsDoc is the shape of presets.yaml. Presets is kept as a node so each

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"dashboard/model"
 	"encoding/json"
+	"fmt"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -29,20 +30,20 @@ func (s *Server) handleSettingsPatch(c *fiber.Ctx) error {
 	for k, v := range raw {
 		var err error
 		switch k {
-		case "theme":
+		case model.SettingTheme:
 			p.Theme = new(string)
 			err = json.Unmarshal(v, p.Theme)
-		case "activity_retention_days":
+		case model.SettingRetentionDays:
 			p.RetentionDays = new(int)
 			err = json.Unmarshal(v, p.RetentionDays)
-		case "hf_token":
+		case model.SettingHFToken:
 			return model.Errorf(model.CodeInvalidSetting, "The HuggingFace token is not changed here: use POST /api/settings/hf-token, which checks it first.")
 		default:
 			return model.Errorf(model.CodeInvalidSetting, "Unknown setting %q: only theme and activity_retention_days can be changed.", k)
 		}
 		if err != nil || bytes.Equal(v, []byte("null")) {
-			want := "\"dark\" or \"light\""
-			if k == "activity_retention_days" {
+			want := fmt.Sprintf("%q or %q", model.ThemeDark, model.ThemeLight)
+			if k == model.SettingRetentionDays {
 				want = "a whole number of days"
 			}
 			return model.Errorf(model.CodeInvalidSetting, "Setting %q must be %s.", k, want)
