@@ -105,6 +105,18 @@ func TestHelpListsEverySetting(t *testing.T) {
 	if !errors.Is(err, errHelp) {
 		t.Fatalf("err = %v", err)
 	}
+	// The contract's settings, written out here rather than taken from the
+	// table --help prints, so a setting read elsewhere cannot go unlisted.
+	for _, want := range []string{
+		"--addr", "DASHBOARD_ADDR", "--workspace", "WORKSPACE", "--db", "DASHBOARD_DB",
+		"--presets", "PRESETS_FILE", "--models", "MODELS_DIR", "--hf-endpoint", "HF_ENDPOINT",
+		"HF_TOKEN", "--comfyui-url", "COMFYUI_URL", "--password", "DASHBOARD_PASSWORD",
+		"--retention-days", "ACTIVITY_RETENTION_DAYS",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help lacks %s", want)
+		}
+	}
 	for _, o := range options {
 		if !strings.Contains(out.String(), "--"+o.flag) || !strings.Contains(out.String(), o.env) {
 			t.Errorf("--help lacks %s / %s", o.flag, o.env)

@@ -242,13 +242,34 @@ func TestRunShutdownClosesClientsAndLeavesNoGoroutines(t *testing.T) {
 		t.Fatal("run did not return")
 	}
 	http.DefaultClient.CloseIdleConnections()
+	// Both a count (a library goroutine the dashboard started) and a look
+	// at every stack for the dashboard's own code: goroutines from earlier
+	// tests ending meanwhile could hide a leak of the same size from the count.
 	deadline := time.Now().Add(5 * time.Second)
-	for len(ours()) > before && time.Now().Before(deadline) {
+	for (len(ours()) > before || len(dashboardGoroutines()) > 0) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if left := ours(); len(left) > before {
 		t.Fatalf("%d goroutines left (had %d):\n%s", len(left), before, strings.Join(left, "\n\n"))
 	}
+	if left := dashboardGoroutines(); len(left) > 0 {
+		t.Fatalf("goroutines of the dashboard's own code left:\n%s", strings.Join(left, "\n\n"))
+	}
+}
+
+// dashboardGoroutines lists goroutines running the dashboard's code, other
+// than tests themselves.
+func dashboardGoroutines() []string {
+	var out []string
+	for _, g := range ours() {
+		if strings.Contains(g, "testing.tRunner") || strings.Contains(g, "testing.(*M)") {
+			continue
+		}
+		if strings.Contains(g, "\ndashboard.") || strings.Contains(g, "\ndashboard/") {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // ours lists the goroutines running, less fasthttp's two that outlive any

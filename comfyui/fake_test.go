@@ -37,6 +37,7 @@ type fakeComfy struct {
 	wsLive    map[chan struct{}]bool
 	number    int
 	unlisted  map[string]bool // left out of /history, as if beyond max_items
+	prefix    string          // the path ComfyUI is served under, "" for the root
 }
 
 type fakeItem struct {
@@ -47,11 +48,17 @@ type fakeItem struct {
 
 func newFakeComfy(t *testing.T) *fakeComfy {
 	t.Helper()
+	return newFakeComfyAt(t, "")
+}
+
+// newFakeComfyAt serves ComfyUI under a path prefix, as behind a proxy.
+func newFakeComfyAt(t *testing.T, prefix string) *fakeComfy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeComfy{t: t, addr: ln.Addr().String(), wsLive: map[chan struct{}]bool{}, unlisted: map[string]bool{}}
+	f := &fakeComfy{t: t, addr: ln.Addr().String(), wsLive: map[chan struct{}]bool{}, unlisted: map[string]bool{}, prefix: prefix}
 	f.serve(ln)
 	t.Cleanup(f.stop)
 	return f
@@ -61,10 +68,10 @@ func (f *fakeComfy) url() string { return "http://" + f.addr }
 
 func (f *fakeComfy) serve(ln net.Listener) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /queue", f.handleQueue)
-	mux.HandleFunc("GET /history", f.handleHistory)
-	mux.HandleFunc("GET /history/{id}", f.handleHistoryItem)
-	mux.HandleFunc("GET /ws", f.handleWS)
+	mux.HandleFunc("GET "+f.prefix+"/queue", f.handleQueue)
+	mux.HandleFunc("GET "+f.prefix+"/history", f.handleHistory)
+	mux.HandleFunc("GET "+f.prefix+"/history/{id}", f.handleHistoryItem)
+	mux.HandleFunc("GET "+f.prefix+"/ws", f.handleWS)
 	f.mu.Lock()
 	f.srv = &http.Server{Handler: mux}
 	f.down = make(chan struct{})

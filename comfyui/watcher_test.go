@@ -440,16 +440,26 @@ func TestNewRejectsBadURL(t *testing.T) {
 	}
 }
 
+// ComfyUI behind a proxy path, with a password in its URL: the watcher
+// polls and follows /ws under that path, and the password stays out of the log.
 func TestBasePathAndPasswordKeptOutOfActivity(t *testing.T) {
 	checkNoLeaks(t)
-	f := newFakeComfy(t)
+	f := newFakeComfyAt(t, "/comfy")
 	rec := &recorder{}
-	u := "http://me:hunter2@" + f.addr
+	u := "http://me:hunter2@" + f.addr + "/comfy/"
 	startWatcher(t, Config{URL: u, Recorder: rec, Prompts: newPromptStore()})
 	waitPolls(t, f, 2)
+	waitFor(t, "the websocket under the base path", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.wsConns > 0
+	})
+	now := time.Now().UnixMilli()
+	f.finish("p-base", map[string]any{}, map[string]any{"9": images("output", 1)}, successStatus(now, now+1))
+	waitFor(t, "the generation seen through the base path", func() bool { return len(rec.all()) == 1 })
 	f.stop()
-	waitFor(t, "unreachable", func() bool { return len(rec.all()) == 1 })
-	a := rec.all()[0]
+	waitFor(t, "unreachable", func() bool { return len(rec.all()) == 2 })
+	a := rec.all()[1]
 	if strings.Contains(a.Subtitle+string(a.Details), "hunter2") {
 		t.Errorf("password in activity: %q %s", a.Subtitle, a.Details)
 	}

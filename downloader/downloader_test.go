@@ -19,6 +19,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"dashboard/model"
 )
@@ -91,7 +92,14 @@ type fakeRecorder struct {
 	acts []model.Activity
 }
 
+// Insert refuses what the real activity log refuses.
 func (r *fakeRecorder) Insert(_ context.Context, a model.Activity) (model.Activity, error) {
+	if msg := a.Check(); msg != "" {
+		return model.Activity{}, errors.New(msg)
+	}
+	if len(a.Details) > 0 && !json.Valid(a.Details) {
+		return model.Activity{}, errors.New("details are not JSON")
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	a.ID = int64(len(r.acts) + 1)
@@ -1483,5 +1491,33 @@ func TestFinishedDownloadsAreCapped(t *testing.T) {
 	got := e.m.Downloads()
 	if len(got) != keepFinished || got[len(got)-1].ID != last.ID {
 		t.Fatalf("%d downloads kept (last %d), want the newest %d", len(got), got[len(got)-1].ID, keepFinished)
+	}
+}
+
+// A preset whose name or id is longer than an activity title may be still
+// gets its activity rows, shortened.
+func TestLongPresetNameStillRecorded(t *testing.T) {
+	data := randomBytes(1000, 7)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(w, r, data, serveOpts{}) }))
+	defer srv.Close()
+	name := strings.Repeat("Ü", 400) // 800 bytes
+	id := strings.Repeat("L", 1200)
+	// An explicit key ("? …"): YAML allows longer keys that way.
+	yml := "presets:\n  ? " + id + "\n  : name: " + name + "\n    files:\n    - path: loras/long.bin\n      url: " + hfURL("long.bin") + "\n      size: 1000\n"
+	e := newEnv(t, srv.URL, yml, envOpts{})
+	if d := e.wait(e.install(id).ID); d.Status != model.DownloadCompleted {
+		t.Fatalf("download = %+v", d)
+	}
+	acts := e.rec.all()
+	if len(acts) != 2 || acts[0].Status != model.ActivityStarted || acts[1].Status != model.ActivityCompleted {
+		t.Fatalf("activity = %+v", acts)
+	}
+	for _, a := range acts {
+		if len(a.Subtitle) > model.MaxActivitySubtitle || !strings.HasPrefix(a.Subtitle, "LLL") {
+			t.Errorf("subtitle of %d bytes", len(a.Subtitle))
+		}
+		if len(a.Title) > model.MaxActivityTitle || !utf8.ValidString(a.Title) || !strings.HasPrefix(a.Title, "Downloading Ü") && !strings.HasPrefix(a.Title, "Downloaded Ü") {
+			t.Errorf("title %q (%d bytes)", a.Title, len(a.Title))
+		}
 	}
 }

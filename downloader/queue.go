@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"dashboard/model"
 )
@@ -493,7 +494,12 @@ func (m *Manager) record(ctx context.Context, p Preset, status model.ActivitySta
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	a := model.Activity{Type: model.ActivityDownload, Status: status, Title: title, Subtitle: p.ID, Details: raw}
+	// A preset's name and id have no length limit; an activity row has.
+	a := model.Activity{
+		Type: model.ActivityDownload, Status: status, Details: raw,
+		Title:    shorten(title, model.MaxActivityTitle),
+		Subtitle: shorten(p.ID, model.MaxActivitySubtitle),
+	}
 	saved, err := m.cfg.Recorder.Insert(ctx, a)
 	if err != nil {
 		m.log.Error("record download activity failed", "preset_id", p.ID, "err", err)
@@ -544,4 +550,17 @@ func (m *Manager) removeParts(p Preset) {
 		m.forgetValidator(f.Path)
 		unlock()
 	}
+}
+
+// shorten cuts s to at most n bytes on a character boundary, marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const more = "…"
+	cut := n - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
 }

@@ -131,13 +131,19 @@ func newTab(t *testing.T, browser context.Context, name string) *tab {
 		}
 	}()
 	t.Cleanup(func() {
+		// A round trip first: console events the page sent before it have
+		// reached the recorder by the time it answers. Then stop the
+		// recorder and read what it has, so a late exception is not missed.
+		rt, stop := context.WithTimeout(ctx, 5*time.Second)
+		_, _ = chromedp.Run(rt, chromedp.Evaluate[int](`1`))
+		stop()
+		cancel()
+		<-done
 		for _, e := range tb.con.list() {
 			if e.kind == "exception" || e.kind == "csp" {
 				t.Errorf("%s tab: %s: %s", name, e.kind, e.text)
 			}
 		}
-		cancel()
-		<-done
 	})
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspProbe}); err != nil {
 		t.Fatalf("%s tab: add the CSP probe: %v", name, err)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // The settings page: which token is in use and where from, Test, Save
@@ -84,6 +86,7 @@ func TestPresetsErrorIsShown(t *testing.T) {
 
 	// Mending the file reaches the open page by itself: the notice goes and
 	// the preset appears, with no reload and no request from the page.
+	tb.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`))
 	fixed := `presets:
   MENDED:
     name: Mended Preset
@@ -96,5 +99,6 @@ func TestPresetsErrorIsShown(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb.waitFor("the mended preset", `document.getElementById("presets-notice").hidden && !!document.querySelector('li.preset[data-id="MENDED"]')`)
+	tb.waitFor("the same page, not a reload", `window.__sameDocument === true`)
 	tb.waitFor("no presets request from the page", `performance.getEntriesByType("resource").every((e) => !new URL(e.name).pathname.startsWith("/api/presets"))`)
 }

@@ -149,7 +149,7 @@ func TestSlowClientIsDroppedWithoutBlockingPublish(t *testing.T) {
 	hub := realtime.New(realtime.Options{
 		Logger:     slogTo(logs),
 		SendBuffer: 64,
-		WriteWait:  500 * time.Millisecond,
+		WriteWait:  3 * time.Second,
 	})
 	srv := startHTTP(t, hub, snapshotOf("s"))
 
@@ -189,12 +189,20 @@ func TestSlowClientIsDroppedWithoutBlockingPublish(t *testing.T) {
 	// 32 KiB events: 600 of them (19 MiB) are far more than the stuck client's
 	// socket buffers and send buffer can hold.
 	pad := strings.Repeat("x", 32<<10)
+	var slowest time.Duration
 	for i := 1; i <= n; i++ {
 		waitFor(t, "the good client to keep up", func() bool { return int64(i)-received.Load() <= 32 })
+		began := time.Now()
 		hub.Publish("download", struct {
 			Seq int    `json:"seq"`
 			Pad string `json:"pad"`
 		}{i, pad})
+		slowest = max(slowest, time.Since(began))
+	}
+	// A Publish that waited on the stuck client would take its write
+	// deadline (3 s); half of it leaves room for a busy machine.
+	if slowest > 1500*time.Millisecond {
+		t.Fatalf("a Publish took %v: it waited on a client", slowest)
 	}
 	if err := <-readErr; err != nil {
 		t.Fatalf("good client: %v", err)

@@ -129,6 +129,30 @@ func TestSessionSurvivesRestartButNotPasswordChange(t *testing.T) {
 	}
 }
 
+// The signing key lives in the database: a restart keeps sessions, and a
+// logout (a new key) ends them for good, restarts included.
+func TestSessionKeyKeptInTheDatabase(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, options{password: password, dir: dir})
+	_, cookie := login(t, e, password, nil)
+	withCookie := map[string]string{"Cookie": "dashboard_session=" + cookie}
+	e.stop()
+
+	again := start(t, options{password: password, dir: dir})
+	if status, _ := again.callWith(t, "GET", "/api/settings", "", withCookie, nil); status != 200 {
+		t.Fatalf("session lost across restart: %d", status)
+	}
+	if status, _ := again.callWith(t, "POST", "/api/logout", "", withCookie, nil); status != 200 {
+		t.Fatalf("logout: %d", status)
+	}
+	again.stop()
+
+	third := start(t, options{password: password, dir: dir})
+	if status, _ := third.callWith(t, "GET", "/api/settings", "", withCookie, nil); status != 401 {
+		t.Fatalf("a cookie from before the logout works after a restart: %d", status)
+	}
+}
+
 func TestWrongPasswordsAreRateLimited(t *testing.T) {
 	logs := &syncBuffer{}
 	e := start(t, options{password: password, sessionKey: key, logs: logs})

@@ -41,24 +41,24 @@ func TestTokenSaveValidatesFirst(t *testing.T) {
 		t.Fatalf("settings frame %s", f.Data)
 	}
 
+	// Each answer is decoded into a fresh value: a stale one would pass.
 	var check settings.TokenCheck
-	e.call(t, "POST", "/api/settings/hf-token/test", "", &check)
-	if !check.Valid || check.Username != "alice" || check.Role != "read" {
-		t.Fatalf("test current: %+v", check)
+	if status, raw := e.call(t, "POST", "/api/settings/hf-token/test", "", &check); status != 200 || !check.Valid || check.Username != "alice" || check.Role != "read" {
+		t.Fatalf("test current: %d %s", status, raw)
 	}
-	e.call(t, "POST", "/api/settings/hf-token/test", `{"token":"hf_otherTokenYYYYYYYYYYYYY"}`, &check)
-	if check.Valid || check.Message == "" {
-		t.Fatalf("test typed wrong token: %+v", check)
+	check = settings.TokenCheck{}
+	if status, raw := e.call(t, "POST", "/api/settings/hf-token/test", `{"token":"hf_otherTokenYYYYYYYYYYYYY"}`, &check); status != 200 || check.Valid || check.Message == "" {
+		t.Fatalf("test typed wrong token: %d %s", status, raw)
 	}
 
-	e.call(t, "DELETE", "/api/settings/hf-token", "", &v)
-	if v.HFToken.Set {
-		t.Fatalf("after delete: %+v", v.HFToken)
+	v = settings.View{HFToken: settings.TokenView{Set: true}}
+	if status, raw := e.call(t, "DELETE", "/api/settings/hf-token", "", &v); status != 200 || v.HFToken.Set || v.Theme == "" {
+		t.Fatalf("after delete: %d %s", status, raw)
 	}
 	c.next(t, "settings", time.Second)
-	e.call(t, "POST", "/api/settings/hf-token/test", "", &check)
-	if check.Valid {
-		t.Fatalf("no token but test says valid: %+v", check)
+	check = settings.TokenCheck{Valid: true}
+	if status, raw := e.call(t, "POST", "/api/settings/hf-token/test", "", &check); status != 200 || check.Valid || !strings.Contains(check.Message, "No HuggingFace token is set") {
+		t.Fatalf("no token but test says: %d %s", status, raw)
 	}
 }
 
@@ -102,10 +102,9 @@ func TestTokenHuggingFaceUnreachable(t *testing.T) {
 			if status != 502 || env.Error.Code != "hf_unreachable" {
 				t.Fatalf("test: %d %+v", status, env)
 			}
-			var v settings.View
-			e.call(t, "GET", "/api/settings", "", &v)
-			if v.HFToken.Set {
-				t.Fatal("token saved although HuggingFace could not check it")
+			v := settings.View{HFToken: settings.TokenView{Set: true}}
+			if status, raw := e.call(t, "GET", "/api/settings", "", &v); status != 200 || v.HFToken.Set {
+				t.Fatalf("token saved although HuggingFace could not check it: %d %s", status, raw)
 			}
 		})
 	}
@@ -120,24 +119,32 @@ func TestSecretsNeverLeak(t *testing.T) {
 	auth := map[string]string{"Authorization": "Bearer " + password}
 	c := e.dial(t, http.Header{"Authorization": {"Bearer " + password}})
 	var bodies []string
-	do := func(method, path, body string, hdr map[string]string) {
-		_, raw := e.callWith(t, method, path, body, hdr, nil)
+	// Each step must have done what it should, or the search below would
+	// look at answers that never held the secrets.
+	do := func(method, path, body string, hdr map[string]string, want int) string {
+		status, raw := e.callWith(t, method, path, body, hdr, nil)
+		if status != want {
+			t.Fatalf("%s %s: %d, want %d: %s", method, path, status, want, raw)
+		}
 		bodies = append(bodies, raw)
+		return raw
 	}
-	do("POST", "/api/login", `{"password":"`+password+`x"}`, nil)
-	do("POST", "/api/login", `{"password":"`+password+`"}`, nil)
-	do("GET", "/api/settings", "", map[string]string{"Authorization": "Bearer " + password + "x"})
-	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+`"}`, auth)
-	do("GET", "/api/settings", "", auth)
-	do("POST", "/api/settings/hf-token/test", "", auth)
-	do("POST", "/api/settings/hf-token/test", `{"token":"`+goodToken+`"}`, auth)
-	do("PATCH", "/api/settings", `{"theme":"light"}`, auth)
-	do("PATCH", "/api/settings", `{"hf_token":"`+goodToken+`"}`, auth)
-	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+`", "x":1}`, auth)
-	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+``, auth)
-	do("POST", "/api/activity", `{"type":"error","status":"failed","title":"t"}`, auth)
+	do("POST", "/api/login", `{"password":"`+password+`x"}`, nil, 401)
+	do("POST", "/api/login", `{"password":"`+password+`"}`, nil, 200)
+	do("GET", "/api/settings", "", map[string]string{"Authorization": "Bearer " + password + "x"}, 401)
+	if saved := do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+`"}`, auth, 200); !strings.Contains(saved, `"set":true,"source":"db"`) {
+		t.Fatalf("the token was not saved: %s", saved)
+	}
+	do("GET", "/api/settings", "", auth, 200)
+	do("POST", "/api/settings/hf-token/test", "", auth, 200)
+	do("POST", "/api/settings/hf-token/test", `{"token":"`+goodToken+`"}`, auth, 200)
+	do("PATCH", "/api/settings", `{"theme":"light"}`, auth, 200)
+	do("PATCH", "/api/settings", `{"hf_token":"`+goodToken+`"}`, auth, 400)
+	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+`", "x":1}`, auth, 400)
+	do("POST", "/api/settings/hf-token", `{"token":"`+goodToken+``, auth, 400)
+	do("POST", "/api/activity", `{"type":"error","status":"failed","title":"t"}`, auth, 201)
 	e.dial(t, http.Header{"Authorization": {"Bearer " + password}}).next(t, "snapshot", 2*time.Second)
-	do("DELETE", "/api/settings/hf-token", "", auth)
+	do("DELETE", "/api/settings/hf-token", "", auth, 200)
 	time.Sleep(200 * time.Millisecond)
 	e.stop()
 
@@ -151,7 +158,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			t.Errorf("log holds the %s:\n%s", name, logs.String())
 		}
 	}
-	frames := 0
+	frames, tokenShown := 0, false
 	for {
 		select {
 		case raw := <-c.raw:
@@ -159,12 +166,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 			if strings.Contains(raw, goodToken[3:len(goodToken)-4]) || strings.Contains(raw, password) {
 				t.Errorf("frame holds a secret: %s", raw)
 			}
+			tokenShown = tokenShown || strings.Contains(raw, `"hf_token":{"set":true,"source":"db"`)
 			continue
 		default:
 		}
 		break
 	}
-	if frames < 4 { // snapshot, 3 settings changes, an activity
-		t.Fatalf("only %d frames seen; the check saw too little", frames)
+	// The snapshot, settings frames for the token saved, the theme and the
+	// token removed, and an activity.
+	if frames < 5 || !tokenShown {
+		t.Fatalf("only %d frames seen (a settings frame with the saved token: %v); the check saw too little", frames, tokenShown)
 	}
 }
