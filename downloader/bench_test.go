@@ -40,7 +40,7 @@ import (
 // DASHBOARD_BENCH_ROUNDS (default 3) change the runs.
 
 const (
-	benchRoleEnv = "DASHBOARD_BENCH_ROLE"
+	benchRoleEnv = roleEnv
 	benchAddrEnv = "DASHBOARD_BENCH_ADDR"
 	benchSizeEnv = "DASHBOARD_BENCH_SIZE"
 	benchDirEnv  = "DASHBOARD_BENCH_DIR"
@@ -162,19 +162,9 @@ func benchClient() error {
 	})
 }
 
-func TestMain(m *testing.M) {
-	switch os.Getenv(benchRoleEnv) {
-	case "server":
-		benchServer()
-		return
-	case "client":
-		if err := benchClient(); err != nil {
-			fmt.Fprintln(os.Stderr, "bench client:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	os.Exit(m.Run())
+func init() {
+	roles["server"] = func() error { benchServer(); return nil }
+	roles["client"] = benchClient
 }
 
 func TestBenchDownloadVsCurl(t *testing.T) {

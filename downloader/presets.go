@@ -219,8 +219,10 @@ func cleanRelPath(p string) (string, error) {
 	if clean == "." || strings.HasSuffix(slashed, "/") {
 		return "", fmt.Errorf("path %q names a folder, not a file", p)
 	}
-	if strings.HasSuffix(clean, ".part") {
-		return "", fmt.Errorf("path %q ends in .part, which is reserved for files being downloaded", p)
+	for _, suffix := range []string{partSuffix, stateSuffix, stateTmp} {
+		if strings.HasSuffix(clean, suffix) {
+			return "", fmt.Errorf("path %q ends in %s, which is reserved for files being downloaded", p, suffix)
+		}
 	}
 	return clean, nil
 }
@@ -253,11 +255,6 @@ func normalizeURL(raw string) (string, bool, error) {
 		}
 	}
 	return raw, false, nil
-}
-
-func isHFHost(host string) bool {
-	host = strings.ToLower(host)
-	return host == "huggingface.co" || host == "www.huggingface.co"
 }
 
 // Size units. Decimal units follow what HuggingFace shows (4.8GB = 4.8×10^9
