@@ -104,10 +104,10 @@ type Manager struct {
 	// frame one step, so frames go out in the order the states were read.
 	presetsMu sync.Mutex
 
-	mu         sync.Mutex
-	presets    map[string]Preset
-	loadErr    string
-	fileStamp  fileStamp
+	mu        sync.Mutex
+	presets   map[string]Preset
+	loadErr   string
+	fileStamp fileStamp
 	downloads []*download     // every download since start, oldest first
 	queue     []*download     // waiting for a worker, in order asked
 	reserved  map[string]bool // presets being queued right now

@@ -80,11 +80,11 @@ func (p *partFile) name() string { return p.rel + partSuffix }
 // rangeState is what survives a cancel, a crash or a restart: which bytes
 // of the .part hold the file, and which version of the file they are from.
 type rangeState struct {
-	Version   int       `json:"version"`
-	Size      int64     `json:"size"`      // the file's size, -1 unknown
-	Validator string    `json:"validator"` // X-Linked-Etag, ETag or Last-Modified
-	SHA256    string    `json:"sha256"`    // expected, "" when unknown
-	Done      [][2]int64 `json:"done"`     // fetched [from, to) spans, sorted
+	Version   int        `json:"version"`
+	Size      int64      `json:"size"`      // the file's size, -1 unknown
+	Validator string     `json:"validator"` // X-Linked-Etag, ETag or Last-Modified
+	SHA256    string     `json:"sha256"`    // expected, "" when unknown
+	Done      [][2]int64 `json:"done"`      // fetched [from, to) spans, sorted
 }
 
 const stateVersion = 1

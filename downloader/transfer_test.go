@@ -402,9 +402,9 @@ func TestSignedURLNeverShown(t *testing.T) {
 func TestShownURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://cdn.example/blobs/x?X-Amz-Signature=abc&X-Amz-Expires=3600": "https://cdn.example/blobs/x",
-		"https://user:pw@host/p?token=t#frag":                                 "https://host/p",
-		"https://huggingface.co/org/repo/resolve/main/f.bin":                  "https://huggingface.co/org/repo/resolve/main/f.bin",
-		"::not a url?Signature=x":                                             "::not a url",
+		"https://user:pw@host/p?token=t#frag":                                "https://host/p",
+		"https://huggingface.co/org/repo/resolve/main/f.bin":                 "https://huggingface.co/org/repo/resolve/main/f.bin",
+		"::not a url?Signature=x":                                            "::not a url",
 	} {
 		if got := shownURL(in); got != want {
 			t.Errorf("shownURL(%q) = %q, want %q", in, got, want)
