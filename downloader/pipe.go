@@ -201,6 +201,11 @@ func (p *pipe) failLocked(err error) {
 	if p.err == nil {
 		p.err = err
 		p.cancel(err)
+		for _, w := range p.active {
+			if w.cancel != nil {
+				w.cancel(err) // the probe's answer is not under p.ctx
+			}
+		}
 	}
 	p.broadcastLocked()
 }
@@ -258,16 +263,19 @@ func (p *pipe) take() *work {
 		p.waiting++
 		ch := p.changed
 		p.mu.Unlock()
-		var timer <-chan time.Time
+		var timer *time.Timer
+		var ring <-chan time.Time
 		if !wake.IsZero() {
-			t := time.NewTimer(wake.Sub(now))
-			defer t.Stop()
-			timer = t.C
+			timer = time.NewTimer(wake.Sub(now))
+			ring = timer.C
 		}
 		select {
 		case <-ch:
-		case <-timer:
+		case <-ring:
 		case <-p.ctx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 		p.mu.Lock()
 		p.waiting--

@@ -293,7 +293,11 @@ func (t *transfer) attempt(ctx context.Context) error {
 		if !ok || start != from {
 			return t.restart("the server sent an unexpected range")
 		}
-		total, ranged = tot, tot >= 0
+		if tot < 0 {
+			return permanent(model.CodeHTTP, "%s: the server did not say how large the file is (Content-Range %q)",
+				t.cfg.file.path, resp.Header.Get("Content-Range"))
+		}
+		total, ranged = tot, true
 	case http.StatusOK:
 		total = resp.ContentLength
 		if len(t.done) > 0 {
