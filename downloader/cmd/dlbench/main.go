@@ -101,12 +101,15 @@ func (c *content) sha256() string {
 }
 
 // pacer holds one TCP connection to rate bytes a second, whatever the
-// requests on it.
+// requests on it: a token bucket that holds burst's worth of bytes, so a
+// late wake-up is made up for but an idle connection saves up no more.
 type pacer struct {
 	mu   sync.Mutex
 	rate float64
 	next time.Time
 }
+
+const burst = 20 * time.Millisecond
 
 func (p *pacer) wait(n int) {
 	if p.rate <= 0 {
@@ -114,8 +117,8 @@ func (p *pacer) wait(n int) {
 	}
 	p.mu.Lock()
 	now := time.Now()
-	if p.next.Before(now) {
-		p.next = now // no credit saved up while idle
+	if floor := now.Add(-burst); p.next.Before(floor) {
+		p.next = floor
 	}
 	p.next = p.next.Add(time.Duration(float64(n) / p.rate * float64(time.Second)))
 	wait := time.Until(p.next)
@@ -211,6 +214,7 @@ func fetch(args []string) error {
 	sum := fs.String("sha256", "", "the file's SHA-256")
 	conns := fs.Int("connections", downloader.DefaultConnections, "connections per file")
 	dir := fs.String("dir", "", "folder to work in (default: a new temporary folder, removed after)")
+	verbose := fs.Bool("v", false, "log the downloader's debug lines to stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -230,11 +234,15 @@ func fetch(args []string) error {
 	if err := os.WriteFile(presets, []byte(yml), 0o644); err != nil {
 		return err
 	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
 	pub := &waiter{done: make(chan downloader.Download, 1)}
 	m, err := downloader.New(downloader.Config{
 		PresetsFile: presets, ModelsDir: filepath.Join(*dir, "models"), HFEndpoint: "http://127.0.0.1:1",
 		History: &history{}, Recorder: recorder{}, Publisher: pub, Connections: *conns,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
 		return err
