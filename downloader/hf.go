@@ -437,10 +437,7 @@ func transportError(f fileRef, cause, err error, stallTimeout time.Duration) err
 	case cause != nil:
 		return cause // stopped by the caller: not a network fault
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err // its text holds the whole URL, signature included
-	}
+	err = unwrapURLError(err)
 	var ne net.Error
 	what := "the connection failed"
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -449,6 +446,16 @@ func transportError(f fileRef, cause, err error, stallTimeout time.Duration) err
 		what = "the connection was cut"
 	}
 	return transient("%s: %s (%v)", f.path, what, err)
+}
+
+// unwrapURLError drops the *url.Error around a request's failure: its
+// text holds the whole URL, signature included.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // modelPage is the public HuggingFace page of the repository a URL is in,

@@ -164,7 +164,7 @@ func buildPreset(id string, node *yaml.Node) (Preset, []string, error) {
 			return Preset{}, nil, fmt.Errorf("file %d (%s): %w", i+1, rel, err)
 		}
 		if changed {
-			warns = append(warns, fmt.Sprintf("preset %s: %s is a HuggingFace page URL, fetching %s instead", id, u, fixed))
+			warns = append(warns, fmt.Sprintf("preset %s: %s is a HuggingFace page URL, fetching %s instead", id, shownURL(u), shownURL(fixed)))
 		}
 		f := PresetFile{Path: rel, URL: fixed}
 		if rf.Size.Kind == yaml.ScalarNode && rf.Size.Value != "" {
@@ -236,10 +236,10 @@ func normalizeURL(raw string) (string, bool, error) {
 		return "", false, fmt.Errorf("bad url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", false, fmt.Errorf("url %q must be http or https", raw)
+		return "", false, fmt.Errorf("url %q must be http or https", shownURL(raw))
 	}
 	if u.Host == "" {
-		return "", false, fmt.Errorf("url %q has no host", raw)
+		return "", false, fmt.Errorf("url %q has no host", shownURL(raw))
 	}
 	if !isHFHost(u.Hostname()) {
 		return raw, false, nil

@@ -240,7 +240,7 @@ func (m *Manager) probeNeedsToken(ctx context.Context, missing []PresetFile) boo
 		}
 		resp, err := m.headCli.Do(req)
 		if err != nil {
-			m.log.Warn("huggingface probe failed", "url", u.String(), "err", err)
+			m.log.Warn("huggingface probe failed", "url", shownURLOf(u), "err", unwrapURLError(err))
 			return false
 		}
 		resp.Body.Close()
