@@ -48,6 +48,9 @@ func openPart(root *os.Root, rel string) (*partFile, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		f, err = root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		fresh = err == nil
+		if errors.Is(err, fs.ErrExist) { // another writer made it just now
+			f, err = root.OpenFile(name, os.O_RDWR, 0)
+		}
 	}
 	if err != nil {
 		return nil, rootError(root, "open "+name, rel, err)
@@ -211,13 +214,12 @@ func (p *partFile) place() error {
 }
 
 // removePart deletes a .part and its state unless another writer holds it.
-// It reports whether they are gone.
-func removePart(root *os.Root, rel string) (bool, error) {
+func removePart(root *os.Root, rel string) error {
 	p, err := openExisting(root, rel)
 	if err != nil || p == nil {
-		return p == nil && err == nil, err
+		return err
 	}
-	return true, p.discard()
+	return p.discard()
 }
 
 // openExisting opens and locks an existing .part; nil, nil when there is none.

@@ -1,6 +1,7 @@
 package downloader
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -109,6 +110,7 @@ func newPipe(ctx context.Context, t *transfer, size int64, single bool, conns in
 		t: t, ctx: pctx, cancel: cancel, size: size, single: single, ifRange: ifRange,
 		window:  t.cfg.window,
 		piece:   pieceSize(t.cfg.window, conns),
+		conns:   conns,
 		changed: make(chan struct{}),
 		done:    slices.Clone(t.done),
 		prior:   t.done.after(t.hashed),
@@ -116,6 +118,9 @@ func newPipe(ctx context.Context, t *transfer, size int64, single bool, conns in
 		hashed:  t.hashed,
 		saveNow: make(chan struct{}, 1),
 	}
+	// A quarter of a piece per connection: with the bytes in flight, a
+	// crash costs about a range per connection at most.
+	p.saveAt = max(p.piece*int64(conns)/4, minPiece)
 	end := size
 	if end < 0 {
 		end = math.MaxInt64
@@ -126,15 +131,11 @@ func newPipe(ctx context.Context, t *transfer, size int64, single bool, conns in
 	return p
 }
 
-// run fetches the pending ranges over conns connections and hashes the
+// run fetches the pending ranges over p.conns connections and hashes the
 // file to its end. first, when not nil, is the probe's answer: its body
 // holds the first pending bytes, and firstCancel ends it.
-func (p *pipe) run(first *http.Response, firstCancel context.CancelCauseFunc, conns int) error {
+func (p *pipe) run(first *http.Response, firstCancel context.CancelCauseFunc) error {
 	defer p.cancel(nil)
-	p.conns = conns
-	// A quarter of a piece per connection: with the bytes in flight, a
-	// crash costs about a range per connection at most.
-	p.saveAt = max(p.piece*int64(conns)/4, minPiece)
 	stop := make(chan struct{})
 	var bg, cw sync.WaitGroup
 	bg.Go(p.hashLoop)
@@ -154,7 +155,7 @@ func (p *pipe) run(first *http.Response, firstCancel context.CancelCauseFunc, co
 			first = nil
 		}
 	}
-	for i := range conns {
+	for i := range p.conns {
 		cw.Go(func() {
 			if i == 0 && first != nil {
 				p.connection(w0, first, firstCancel)
@@ -374,20 +375,10 @@ func (p *pipe) release(w *work, err error) bool {
 		}
 	}
 	pd := pending{span: span{w.next, w.to}, failures: failures, notBefore: time.Now().Add(wait)}
-	i, _ := slices.BinarySearchFunc(p.pending, pd.from, func(x pending, off int64) int { return cmpInt(x.from, off) })
+	i, _ := slices.BinarySearchFunc(p.pending, pd.from, func(x pending, off int64) int { return cmp.Compare(x.from, off) })
 	p.pending = slices.Insert(p.pending, i, pd)
 	p.t.log.Warn("download range retrying", "path", p.t.cfg.file.path, "from", w.next, "attempt", failures, "wait", wait.String(), "err", fe.Error())
 	return true
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // fetch reads w's bytes from resp, or from range requests when resp is nil

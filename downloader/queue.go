@@ -553,7 +553,7 @@ func (m *Manager) removeParts(p Preset) {
 		if !ok {
 			continue
 		}
-		if _, err := removePart(root, f.Path); err != nil {
+		if err := removePart(root, f.Path); err != nil {
 			m.log.Warn("remove partial file failed", "path", f.Path+partSuffix, "err", err)
 		}
 		unlock()

@@ -369,7 +369,7 @@ func (t *transfer) attempt(ctx context.Context) error {
 	if !onDisk && from < t.hashed+t.cfg.window {
 		first, keep = resp, true
 	}
-	if err := p.run(first, pcancel, conns); err != nil {
+	if err := p.run(first, pcancel); err != nil {
 		if errors.Is(err, errChanged) {
 			return t.restart("the server's copy changed while it was fetched")
 		}
