@@ -395,13 +395,26 @@ func (e *env) shutdown() {
 	e.stop = nil
 }
 
-// wait polls until download id reaches one of the final statuses.
+// wait polls until download id reaches one of the final statuses, then
+// until its worker is done with it (history row, frames and activity
+// written).
 func (e *env) wait(id int64) Download {
 	e.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, d := range e.m.Downloads() {
 			if d.ID == id && (d.Status == model.DownloadCompleted || d.Status == model.DownloadFailed || d.Status == model.DownloadCancelled) {
+				e.m.mu.Lock()
+				live := e.m.findLocked(id)
+				e.m.mu.Unlock()
+				if live == nil {
+					return d // already dropped from the live list: long done
+				}
+				select {
+				case <-live.done:
+				case <-time.After(time.Until(deadline)):
+					e.t.Fatalf("download %d ended but its worker did not finish", id)
+				}
 				return d
 			}
 		}
@@ -514,8 +527,6 @@ func TestInstallCompletes(t *testing.T) {
 	if d.Status != model.DownloadCompleted || d.Error != nil || d.FilesCompleted != 2 || d.BytesDone != int64(len(data)) || d.BytesTotal != int64(len(data)) || d.CompletedAt == nil {
 		t.Errorf("finished download = %+v", d)
 	}
-	// The history and the activity are written just after the status changes.
-	waitFor(t, "the completed activity", func() bool { return len(e.rec.all()) == 2 })
 	if got := e.file("checkpoints/model.safetensors"); !bytes.Equal(got, data) {
 		t.Error("file content differs")
 	}
