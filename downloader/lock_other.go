@@ -2,12 +2,7 @@
 
 package downloader
 
-import (
-	"io/fs"
-	"os"
-)
+import "os"
 
 // lockFile does nothing where flock is not available.
 func lockFile(*os.File) error { return nil }
-
-func allocatedBytes(fi fs.FileInfo) int64 { return fi.Size() }

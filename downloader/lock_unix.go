@@ -4,7 +4,6 @@ package downloader
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"syscall"
 )
@@ -32,13 +31,4 @@ func lockFile(f *os.File) error {
 		return errLocked
 	}
 	return lerr
-}
-
-// allocatedBytes is the disk space a file takes (a sparse file takes less
-// than its size, a preallocated one all of it).
-func allocatedBytes(fi fs.FileInfo) int64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return int64(st.Blocks) * 512
-	}
-	return fi.Size()
 }
