@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"dashboard/downloader"
 )
 
 // config is everything the dashboard is told at start.
@@ -29,6 +31,7 @@ type config struct {
 	RetentionDays       int
 	RetentionDaysSet    bool // given by flag or env, so it overrides the saved setting
 	DownloadConcurrency int
+	DownloadConnections int
 	LogLevel            slog.Level
 }
 
@@ -48,6 +51,9 @@ var options = []option{
 	{"password", "DASHBOARD_PASSWORD", "", "when set, every page, API call and WebSocket needs it"},
 	{"retention-days", "ACTIVITY_RETENTION_DAYS", strconv.Itoa(model.DefaultRetentionDays), fmt.Sprintf("activity older than this many days is deleted (%d-%d); when given, it replaces the saved setting", model.MinRetentionDays, model.MaxRetentionDays)},
 	{"download-concurrency", "DOWNLOAD_CONCURRENCY", "1", "presets installed at the same time (1-8)"},
+	{"download-connections", "DOWNLOAD_CONNECTIONS", strconv.Itoa(downloader.DefaultConnections), fmt.Sprintf(
+		"connections per file (%d-%d); files under %d MiB and servers that ignore Range use one",
+		downloader.MinConnections, downloader.MaxConnections, downloader.SegmentedMinSize>>20)},
 	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
 }
 
@@ -145,6 +151,15 @@ func loadConfig(args []string, env func(string) (string, bool), out io.Writer) (
 			return config{}, fmt.Errorf("download-concurrency must be a whole number from 1 to 8, not %q", v)
 		}
 		c.DownloadConcurrency = n
+	}
+	c.DownloadConnections = downloader.DefaultConnections
+	if v, ok := get("download-connections"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < downloader.MinConnections || n > downloader.MaxConnections {
+			return config{}, fmt.Errorf("download-connections must be a whole number from %d to %d, not %q",
+				downloader.MinConnections, downloader.MaxConnections, v)
+		}
+		c.DownloadConnections = n
 	}
 	if v, ok := get("log-level"); ok {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -24,19 +24,19 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 		{"defaults under the workspace", []string{"--workspace", ws}, nil, func(c config) string {
 			if c.Addr != ":8082" || c.DB != filepath.Join(ws, "data", "dashboard.db") || c.Presets != filepath.Join(ws, "config", "presets.yaml") ||
 				c.Models != filepath.Join(ws, "models") || c.HFEndpoint != "https://huggingface.co" || c.ComfyUIURL != "http://127.0.0.1:8188" ||
-				c.RetentionDays != 30 || c.RetentionDaysSet || c.Password != "" || c.DownloadConcurrency != 1 {
+				c.RetentionDays != 30 || c.RetentionDaysSet || c.Password != "" || c.DownloadConcurrency != 1 || c.DownloadConnections != 8 {
 				return "wrong defaults"
 			}
 			return ""
 		}},
-		{"env used", nil, map[string]string{"WORKSPACE": ws, "DASHBOARD_ADDR": "127.0.0.1:9", "ACTIVITY_RETENTION_DAYS": "7", "HF_TOKEN": " hf_abc ", "DASHBOARD_PASSWORD": "pw", "HF_ENDPOINT": "http://mirror.local/"}, func(c config) string {
-			if c.Workspace != ws || c.Addr != "127.0.0.1:9" || c.RetentionDays != 7 || !c.RetentionDaysSet || c.HFToken != "hf_abc" || c.Password != "pw" || c.HFEndpoint != "http://mirror.local" {
+		{"env used", nil, map[string]string{"WORKSPACE": ws, "DASHBOARD_ADDR": "127.0.0.1:9", "ACTIVITY_RETENTION_DAYS": "7", "HF_TOKEN": " hf_abc ", "DASHBOARD_PASSWORD": "pw", "HF_ENDPOINT": "http://mirror.local/", "DOWNLOAD_CONNECTIONS": "32"}, func(c config) string {
+			if c.Workspace != ws || c.Addr != "127.0.0.1:9" || c.RetentionDays != 7 || !c.RetentionDaysSet || c.HFToken != "hf_abc" || c.Password != "pw" || c.HFEndpoint != "http://mirror.local" || c.DownloadConnections != 32 {
 				return "env not applied"
 			}
 			return ""
 		}},
-		{"flag wins", []string{"--addr", ":1234", "--workspace", ws, "--retention-days", "9", "--comfyui-url", "http://c:1"}, map[string]string{"WORKSPACE": "/elsewhere", "DASHBOARD_ADDR": ":9999", "ACTIVITY_RETENTION_DAYS": "7", "COMFYUI_URL": "http://x:2"}, func(c config) string {
-			if c.Addr != ":1234" || c.Workspace != ws || c.RetentionDays != 9 || c.ComfyUIURL != "http://c:1" {
+		{"flag wins", []string{"--addr", ":1234", "--workspace", ws, "--retention-days", "9", "--comfyui-url", "http://c:1", "--download-connections", "1"}, map[string]string{"WORKSPACE": "/elsewhere", "DASHBOARD_ADDR": ":9999", "ACTIVITY_RETENTION_DAYS": "7", "COMFYUI_URL": "http://x:2", "DOWNLOAD_CONNECTIONS": "16"}, func(c config) string {
+			if c.Addr != ":1234" || c.Workspace != ws || c.RetentionDays != 9 || c.ComfyUIURL != "http://c:1" || c.DownloadConnections != 1 {
 				return "flag did not win"
 			}
 			return ""
@@ -87,6 +87,9 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"--retention-days", "0"},
 		{"--retention-days", "many"},
 		{"--download-concurrency", "0"},
+		{"--download-connections", "0"},
+		{"--download-connections", "33"},
+		{"--download-connections", "eight"},
 		{"--hf-endpoint", "ftp://x"},
 		{"--comfyui-url", "not a url"},
 		{"--log-level", "loud"},

@@ -129,7 +129,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	dl, err := downloader.New(downloader.Config{
 		PresetsFile: cfg.Presets, ModelsDir: cfg.Models, HFEndpoint: cfg.HFEndpoint,
 		Token: sets.Token, History: store, Recorder: acts, Publisher: hub,
-		Logger: log, Now: h.Now, Concurrency: cfg.DownloadConcurrency,
+		Logger: log, Now: h.Now, Concurrency: cfg.DownloadConcurrency, Connections: cfg.DownloadConnections,
 	})
 	if err != nil {
 		return fmt.Errorf("start downloader: %w", err)

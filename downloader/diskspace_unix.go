@@ -4,6 +4,7 @@ package downloader
 
 import (
 	"fmt"
+	"io/fs"
 	"syscall"
 )
 
@@ -14,4 +15,13 @@ func freeSpace(dir string) (uint64, error) {
 		return 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
 	return uint64(st.Bavail) * uint64(st.Bsize), nil
+}
+
+// allocatedBytes is the disk space a file takes (a sparse file takes less
+// than its size, a preallocated one all of it).
+func allocatedBytes(fi fs.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int64(st.Blocks) * 512
+	}
+	return fi.Size()
 }

@@ -4,9 +4,17 @@
 //
 // Files are written to "<final>.part", verified (SHA-256 from the preset or
 // HuggingFace's ETag) and renamed into place, so a final path never holds a
-// partial file. Transient network trouble is retried with resume; nothing is
-// resumed on its own after a restart, but a retried download continues from
-// the .part file left behind.
+// partial file. Large files come over several connections at once, each
+// writing its ranges into the one .part; a state file beside it names the
+// ranges on disk, so a retry, even after a crash, fetches only what is
+// missing. Nothing is resumed on its own after a restart. Everything under
+// the models folder is written through an os.Root, so a symbolic link
+// cannot lead a download out of it.
+//
+// The files: hf.go (HuggingFace: endpoint, token, redirects, errors),
+// transfer.go (one file: probe, resume, verify, place), pipe.go (ranges,
+// connections and the in-order hash), partfile.go (the locked .part and its
+// state), fetch.go and queue.go (the Manager's side).
 //
 // Sizes: human sizes in presets.yaml are decimal, as HuggingFace shows them
 // (1GB = 10^9 bytes, 1MB = 10^6); GiB/MiB are accepted and binary.
@@ -61,14 +69,23 @@ type Config struct {
 	Logger    *slog.Logger
 	Now       func() time.Time
 
-	Concurrency  int           // presets installed at once; 0 → 1
+	Concurrency int // presets installed at once; 0 → 1
+	// Connections is how many connections fetch one file of
+	// SegmentedMinSize or more from a server that honours Range;
+	// 0 → DefaultConnections.
+	Connections  int
 	HTTPClient   *http.Client  // nil → a client tuned for large files
 	PollInterval time.Duration // presets.yaml change check; 0 → 2s
 	StallTimeout time.Duration // no bytes for this long → transient error; 0 → 60s
-	RetryBase    time.Duration // backoff base; 0 → 1s
-	MaxRetries   int           // attempts after the first without progress; 0 → 5
+	// SlowAfter: a connection that delivered nothing this long while
+	// others wait for it loses its range to another; 0 → 5s.
+	SlowAfter  time.Duration
+	RetryBase  time.Duration // backoff base; 0 → 1s
+	MaxRetries int           // attempts after the first without progress; 0 → 5
 	// FreeSpace reports the bytes available in dir; nil → statfs.
 	FreeSpace func(dir string) (uint64, error)
+
+	window int64 // the hash window; 0 → defaultWindow (tests shrink it)
 }
 
 // Manager owns the presets, the queue and the workers.
@@ -80,22 +97,22 @@ type Manager struct {
 	headCli  *http.Client // never follows redirects: the gated probe
 	events   *eventQueue
 	paths    *pathLocks
-	bufs     sync.Pool // *[]byte of chunkSize, shared by transfers
+	space    *spaceBook
+	bufs     *sync.Pool // *[]byte of bufSize, shared by transfers
 
 	// presetsMu makes reading the presets' state and queueing the presets
 	// frame one step, so frames go out in the order the states were read.
 	presetsMu sync.Mutex
 
-	mu         sync.Mutex
-	presets    map[string]Preset
-	loadErr    string
-	fileStamp  fileStamp
-	downloads  []*download       // every download since start, oldest first
-	queue      []*download       // waiting for a worker, in order asked
-	reserved   map[string]bool   // presets being queued right now
-	validators map[string]string // path → ETag/Last-Modified of its .part, for If-Range
-	running    bool
-	wake       chan struct{}
+	mu        sync.Mutex
+	presets   map[string]Preset
+	loadErr   string
+	fileStamp fileStamp
+	downloads []*download     // every download since start, oldest first
+	queue     []*download     // waiting for a worker, in order asked
+	reserved  map[string]bool // presets being queued right now
+	running   bool
+	wake      chan struct{}
 }
 
 // New checks cfg and loads the presets, writing a default presets file if
@@ -127,6 +144,15 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 1
 	}
+	if cfg.Connections <= 0 {
+		cfg.Connections = DefaultConnections
+	}
+	if cfg.Connections > MaxConnections {
+		return nil, fmt.Errorf("downloader: at most %d connections per file, not %d", MaxConnections, cfg.Connections)
+	}
+	if cfg.SlowAfter <= 0 {
+		cfg.SlowAfter = 5 * time.Second
+	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 2 * time.Second
 	}
@@ -147,17 +173,18 @@ func New(cfg Config) (*Manager, error) {
 		base = defaultClient()
 	}
 	m := &Manager{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		endpoint:   ep,
-		client:     ep.guardedClient(base),
-		headCli:    noRedirectClient(base),
-		events:     newEventQueue(),
-		paths:      newPathLocks(),
-		presets:    map[string]Preset{},
-		reserved:   map[string]bool{},
-		validators: map[string]string{},
-		wake:       make(chan struct{}, 1),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		endpoint: ep,
+		client:   ep.guardedClient(base),
+		headCli:  noRedirectClient(base),
+		events:   newEventQueue(),
+		paths:    newPathLocks(),
+		space:    &spaceBook{dir: cfg.ModelsDir, free: cfg.FreeSpace, log: cfg.Logger, held: map[int64]int64{}},
+		bufs:     newBufPool(),
+		presets:  map[string]Preset{},
+		reserved: map[string]bool{},
+		wake:     make(chan struct{}, 1),
 	}
 	if _, err := os.Stat(cfg.PresetsFile); errors.Is(err, os.ErrNotExist) {
 		if err := writeDefaultPresets(cfg.PresetsFile); err != nil {
@@ -303,7 +330,7 @@ func (m *Manager) withState(p Preset, active map[string]string) Preset {
 		f.Installed = m.installed(*f)
 		if f.Installed {
 			installed++
-		} else if st, err := os.Stat(m.finalPath(*f) + ".part"); err == nil && st.Size() > 0 {
+		} else if st, err := os.Stat(m.finalPath(*f) + partSuffix); err == nil && st.Size() > 0 {
 			partial = true
 		}
 	}

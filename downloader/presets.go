@@ -164,7 +164,7 @@ func buildPreset(id string, node *yaml.Node) (Preset, []string, error) {
 			return Preset{}, nil, fmt.Errorf("file %d (%s): %w", i+1, rel, err)
 		}
 		if changed {
-			warns = append(warns, fmt.Sprintf("preset %s: %s is a HuggingFace page URL, fetching %s instead", id, u, fixed))
+			warns = append(warns, fmt.Sprintf("preset %s: %s is a HuggingFace page URL, fetching %s instead", id, shownURL(u), shownURL(fixed)))
 		}
 		f := PresetFile{Path: rel, URL: fixed}
 		if rf.Size.Kind == yaml.ScalarNode && rf.Size.Value != "" {
@@ -219,8 +219,10 @@ func cleanRelPath(p string) (string, error) {
 	if clean == "." || strings.HasSuffix(slashed, "/") {
 		return "", fmt.Errorf("path %q names a folder, not a file", p)
 	}
-	if strings.HasSuffix(clean, ".part") {
-		return "", fmt.Errorf("path %q ends in .part, which is reserved for files being downloaded", p)
+	for _, suffix := range []string{partSuffix, stateSuffix, stateTmp} {
+		if strings.HasSuffix(clean, suffix) {
+			return "", fmt.Errorf("path %q ends in %s, which is reserved for files being downloaded", p, suffix)
+		}
 	}
 	return clean, nil
 }
@@ -234,10 +236,10 @@ func normalizeURL(raw string) (string, bool, error) {
 		return "", false, fmt.Errorf("bad url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", false, fmt.Errorf("url %q must be http or https", raw)
+		return "", false, fmt.Errorf("url %q must be http or https", shownURL(raw))
 	}
 	if u.Host == "" {
-		return "", false, fmt.Errorf("url %q has no host", raw)
+		return "", false, fmt.Errorf("url %q has no host", shownURL(raw))
 	}
 	if !isHFHost(u.Hostname()) {
 		return raw, false, nil
@@ -253,11 +255,6 @@ func normalizeURL(raw string) (string, bool, error) {
 		}
 	}
 	return raw, false, nil
-}
-
-func isHFHost(host string) bool {
-	host = strings.ToLower(host)
-	return host == "huggingface.co" || host == "www.huggingface.co"
 }
 
 // Size units. Decimal units follow what HuggingFace shows (4.8GB = 4.8×10^9

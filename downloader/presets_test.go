@@ -66,6 +66,8 @@ func TestCleanRelPath(t *testing.T) {
 		{in: "", bad: true},
 		{in: "checkpoints/", bad: true},
 		{in: "x.part", bad: true},
+		{in: "x.part.state", bad: true},
+		{in: "a/x.part.state.tmp", bad: true},
 	}
 	for _, tt := range tests {
 		got, err := cleanRelPath(tt.in)
@@ -111,21 +113,24 @@ func TestModelPage(t *testing.T) {
 
 func TestParseContentRange(t *testing.T) {
 	tests := []struct {
-		in           string
-		start, total int64
-		ok           bool
+		in              string
+		start, end, tot int64
+		ok              bool
 	}{
-		{"bytes 100-199/200", 100, 200, true},
-		{"bytes */500", -1, 500, true},
-		{"bytes 0-0/1", 0, 1, true},
-		{"items 0-1/2", 0, 0, false},
-		{"bytes 1-2/*", 0, 0, false},
-		{"", 0, 0, false},
+		{"bytes 100-199/200", 100, 199, 200, true},
+		{"bytes */500", -1, -1, 500, true},
+		{"bytes 0-0/1", 0, 0, 0 + 1, true},
+		{"bytes 1-2/*", 1, 2, -1, true},
+		{"items 0-1/2", 0, 0, 0, false},
+		{"bytes 5-4/9", 0, 0, 0, false},
+		{"bytes -1-4/9", 0, 0, 0, false},
+		{"bytes 0-4/x", 0, 0, 0, false},
+		{"", 0, 0, 0, false},
 	}
 	for _, tt := range tests {
-		s, n, ok := parseContentRange(tt.in)
-		if ok != tt.ok || (ok && (s != tt.start || n != tt.total)) {
-			t.Errorf("parseContentRange(%q) = %d, %d, %v", tt.in, s, n, ok)
+		s, e, n, ok := parseContentRange(tt.in)
+		if ok != tt.ok || (ok && (s != tt.start || e != tt.end || n != tt.tot)) {
+			t.Errorf("parseContentRange(%q) = %d, %d, %d, %v", tt.in, s, e, n, ok)
 		}
 	}
 }

@@ -55,7 +55,8 @@ func (m *Manager) startProgress(d *download) func() {
 					continue
 				}
 				if snap.BytesDone == last.BytesDone && snap.CurrentFile == last.CurrentFile &&
-					snap.SpeedBps == last.SpeedBps && snap.FilesCompleted == last.FilesCompleted {
+					snap.SpeedBps == last.SpeedBps && snap.FilesCompleted == last.FilesCompleted &&
+					snap.Connections == last.Connections && *snap.Phase == phaseOf(last) {
 					continue // nothing a client would see has changed
 				}
 				if !sent[0].IsZero() && now.Sub(sent[0]) < time.Second {
@@ -157,4 +158,11 @@ func (q *eventQueue) flush(pub Publisher) {
 	for _, e := range q.take() {
 		pub.Publish(e.typ, e.data)
 	}
+}
+
+func phaseOf(d Download) model.DownloadPhase {
+	if d.Phase == nil {
+		return ""
+	}
+	return *d.Phase
 }

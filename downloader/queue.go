@@ -29,6 +29,8 @@ type Download struct {
 	SpeedBps       int64                `json:"speed_bps"`
 	EtaSeconds     *int64               `json:"eta_seconds"`
 	CurrentFile    string               `json:"current_file"`
+	Phase          *model.DownloadPhase `json:"phase"`       // nil unless running
+	Connections    int                  `json:"connections"` // open now
 	Error          *model.Error         `json:"error"`
 	StartedAt      time.Time            `json:"started_at"`
 	CompletedAt    *time.Time           `json:"completed_at"`
@@ -58,9 +60,11 @@ type download struct {
 
 	bytesTotal atomic.Int64
 	bytesDone  atomic.Int64
-	fetched    atomic.Int64 // bytes over the wire, for the speed (resumed prefixes excluded)
+	fetched    atomic.Int64 // bytes over the wire, for the speed (resumed bytes excluded)
 	speed      atomic.Int64
 	eta        atomic.Int64 // seconds, -1 when unknown
+	conns      atomic.Int32 // requests open now
+	verifying  atomic.Bool  // checksumming bytes already written
 }
 
 // snapshotLocked copies d into its API shape; the caller holds Manager.mu.
@@ -87,6 +91,12 @@ func (d *download) snapshotLocked() Download {
 		if eta := d.eta.Load(); eta >= 0 {
 			out.EtaSeconds = &eta
 		}
+		phase := model.PhaseDownloading
+		if d.verifying.Load() {
+			phase = model.PhaseVerifying
+		}
+		out.Phase = &phase
+		out.Connections = int(d.conns.Load())
 	}
 	return out
 }
@@ -231,7 +241,7 @@ func (m *Manager) probeNeedsToken(ctx context.Context, missing []PresetFile) boo
 		}
 		resp, err := m.headCli.Do(req)
 		if err != nil {
-			m.log.Warn("huggingface probe failed", "url", u.String(), "err", err)
+			m.log.Warn("huggingface probe failed", "url", shownURLOf(u), "err", unwrapURLError(err))
 			return false
 		}
 		resp.Body.Close()
@@ -535,19 +545,23 @@ func (m *Manager) CloseInterrupted(ctx context.Context) error {
 	return nil
 }
 
-// removeParts deletes the preset's .part files, except those another
-// download is writing right now (a path shared with a running preset).
+// removeParts deletes the preset's .part files and their state, except
+// those another download is writing right now (a path shared with a
+// running preset, or a .part another process holds).
 func (m *Manager) removeParts(p Preset) {
+	root, err := os.OpenRoot(m.cfg.ModelsDir)
+	if err != nil {
+		return // no models folder: nothing to remove
+	}
+	defer root.Close()
 	for _, f := range p.Files {
 		unlock, ok := m.paths.tryLock(f.Path)
 		if !ok {
 			continue
 		}
-		part := m.finalPath(f) + ".part"
-		if err := os.Remove(part); err != nil && !errors.Is(err, os.ErrNotExist) {
-			m.log.Warn("remove partial file failed", "path", part, "err", err)
+		if err := removePart(root, f.Path); err != nil {
+			m.log.Warn("remove partial file failed", "path", f.Path+partSuffix, "err", err)
 		}
-		m.forgetValidator(f.Path)
 		unlock()
 	}
 }

@@ -21,6 +21,15 @@ func (s DownloadStatus) Ended() bool {
 	return s == DownloadCompleted || s == DownloadFailed || s == DownloadCancelled
 }
 
+// DownloadPhase says what a running download is doing.
+type DownloadPhase string
+
+// The phases of a running download (a download that is not running has none).
+const (
+	PhaseDownloading DownloadPhase = "downloading"
+	PhaseVerifying   DownloadPhase = "verifying" // checksumming bytes already written
+)
+
 // InterruptedMessage is the sentence a download stopped by a shutdown or a
 // restart carries (code CodeInterrupted); download_history keeps the code.
 const InterruptedMessage = "The dashboard stopped while this download ran; retry it to resume."

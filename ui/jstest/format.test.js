@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { formatBytes, formatSpeed, formatDuration, formatETA, percent, formatRelative, sentence } from "../static/js/format.js";
+import { formatBytes, formatSpeed, formatDuration, formatETA, percent, formatRelative, sentence, downloadStats } from "../static/js/format.js";
 
 test("formatBytes reads like people write sizes", () => {
   const cases = [
@@ -83,4 +83,20 @@ test("sentence", () => {
   assert.equal(sentence("the token is empty"), "The token is empty.");
   assert.equal(sentence("Done!"), "Done!");
   assert.equal(sentence(""), "");
+});
+
+test("downloadStats says Verifying… while the checksum catches up", () => {
+  const base = { bytes_total: 2e9, bytes_done: 1e9, files_total: 1, files_completed: 0, speed_bps: 5e7, eta_seconds: 20 };
+  const line = (d) => downloadStats(d).map((s) => `${s.stat}=${s.text}`);
+  assert.deepEqual(line({ ...base, status: "downloading", phase: "downloading", connections: 8 }), [
+    "bytes=1.0 GB of 2.0 GB",
+    "speed=50.0 MB/s",
+    "eta=20 s left",
+    "connections=8 connections",
+    "files=0 of 1 file",
+  ]);
+  assert.deepEqual(line({ ...base, status: "downloading", phase: "verifying", connections: 0 }), ["bytes=1.0 GB of 2.0 GB", "phase=Verifying…", "files=0 of 1 file"]);
+  assert.deepEqual(line({ ...base, status: "downloading", phase: "downloading", connections: 1 }).includes("connections=1 connections"), false);
+  assert.deepEqual(line({ ...base, status: "queued", phase: null, connections: 0 }), ["bytes=1.0 GB of 2.0 GB", "queue=Waiting in the queue", "files=0 of 1 file"]);
+  assert.deepEqual(line({ ...base, status: "completed", phase: null, connections: 0 }), ["bytes=1.0 GB of 2.0 GB", "files=0 of 1 file"]);
 });

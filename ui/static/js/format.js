@@ -157,3 +157,36 @@ export function sentence(text) {
   const first = s[0].toUpperCase() + s.slice(1);
   return /[.!?…)]$/.test(first) ? first : `${first}.`;
 }
+
+// downloadStats is the line of figures under a download's progress bar, as
+// [{stat, text}]: bytes, then what it is doing (speed and ETA while bytes
+// arrive, "Verifying…" while the checksum catches up), the connections
+// when there is more than one, and the files.
+export function downloadStats(d) {
+  const out = [];
+  if (d.bytes_total > 0) {
+    out.push({ stat: "bytes", text: `${formatBytes(d.bytes_done)} of ${formatBytes(d.bytes_total)}` });
+  } else if (d.bytes_done > 0) {
+    out.push({ stat: "bytes", text: formatBytes(d.bytes_done) });
+  }
+  if (d.status === "downloading") {
+    if (d.phase === "verifying") {
+      out.push({ stat: "phase", text: "Verifying…" });
+    } else {
+      out.push({ stat: "speed", text: formatSpeed(d.speed_bps) });
+      const eta = formatETA(d.eta_seconds ?? NaN);
+      if (eta) {
+        out.push({ stat: "eta", text: eta });
+      }
+    }
+    if (d.connections > 1) {
+      out.push({ stat: "connections", text: `${d.connections} connections` });
+    }
+  } else if (d.status === "queued") {
+    out.push({ stat: "queue", text: "Waiting in the queue" });
+  }
+  if (d.files_total > 0) {
+    out.push({ stat: "files", text: `${d.files_completed} of ${d.files_total} ${d.files_total === 1 ? "file" : "files"}` });
+  }
+  return out;
+}

@@ -3,7 +3,7 @@
 import { startShell } from "./shell.js";
 import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { post } from "./api.js";
-import { formatBytes, formatSpeed, formatETA, formatRelative, formatDateTime, percent, sentence } from "./format.js";
+import { formatBytes, formatRelative, formatDateTime, percent, sentence, downloadStats } from "./format.js";
 import { presetState, FINISHED } from "./state.js";
 import { statusBadge, updateBadge, activityItem, emptyState } from "./views.js";
 
@@ -121,25 +121,8 @@ function downloadRow(first) {
     }
     pct.textContent = `${p}%`;
 
-    const parts = [];
-    if (d.bytes_total > 0) {
-      parts.push(`${formatBytes(d.bytes_done)} of ${formatBytes(d.bytes_total)}`);
-    } else if (d.bytes_done > 0) {
-      parts.push(formatBytes(d.bytes_done));
-    }
-    if (d.status === "downloading") {
-      parts.push(formatSpeed(d.speed_bps));
-      const eta = formatETA(d.eta_seconds ?? NaN);
-      if (eta) {
-        parts.push(eta);
-      }
-    } else if (d.status === "queued") {
-      parts.push("Waiting in the queue");
-    }
-    if (d.files_total > 0) {
-      parts.push(`${d.files_completed} of ${d.files_total} ${d.files_total === 1 ? "file" : "files"}`);
-    }
-    stats.replaceChildren(...parts.map((t, i) => h("span", { text: t, "data-stat": ["bytes", "speed", "eta", "files"][i] || "" })));
+    stats.replaceChildren(...downloadStats(d).map(({ stat, text }) => h("span", { text, "data-stat": stat })));
+    li.dataset.phase = d.phase || "";
 
     file.textContent = d.status === "downloading" && d.current_file ? d.current_file : "";
     file.title = file.textContent;

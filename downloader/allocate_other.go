@@ -1,0 +1,11 @@
+//go:build !linux
+
+package downloader
+
+import (
+	"errors"
+	"os"
+)
+
+// allocate is not available here: the caller makes a sparse file instead.
+func allocate(*os.File, int64) error { return errors.ErrUnsupported }

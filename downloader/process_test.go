@@ -1,0 +1,279 @@
+package downloader
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"dashboard/model"
+)
+
+// Roles of the test binary run as another process.
+func init() {
+	roles["download"] = childDownload
+	roles["holdlock"] = childHoldLock
+}
+
+// childDownload installs preset BIG with the settings the parent put in
+// the environment and runs until it is killed.
+func childDownload() error {
+	dir := os.Getenv("DL_DIR")
+	conns, _ := strconv.Atoi(os.Getenv("DL_CONNS"))
+	window, _ := strconv.ParseInt(os.Getenv("DL_WINDOW"), 10, 64)
+	m, err := New(Config{
+		PresetsFile: filepath.Join(dir, "config", "presets.yaml"), ModelsDir: filepath.Join(dir, "models"),
+		HFEndpoint: os.Getenv("DL_ENDPOINT"), Token: func(context.Context) string { return "hf_secret" },
+		History: newFakeHistory(), Recorder: &fakeRecorder{}, Publisher: &fakePublisher{},
+		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Connections: conns, window: window, SlowAfter: 300 * time.Millisecond, RetryBase: time.Millisecond,
+		FreeSpace: func(string) (uint64, error) { return 1 << 40, nil },
+	})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	go m.Run(ctx)
+	if _, err := m.Install(ctx, "BIG"); err != nil {
+		return err
+	}
+	fmt.Println("STARTED")
+	select {} // until the parent kills it
+}
+
+// childHoldLock opens and locks a .part as a download does, and keeps it
+// until its standard input closes.
+func childHoldLock() error {
+	root, err := os.OpenRoot(os.Getenv("DL_DIR"))
+	if err != nil {
+		return err
+	}
+	p, err := openPart(root, os.Getenv("DL_REL"))
+	if err != nil {
+		return err
+	}
+	fmt.Println("LOCKED")
+	io.Copy(io.Discard, os.Stdin)
+	p.close()
+	return nil
+}
+
+// startChild runs the test binary in a role and waits for its first line.
+func startChild(t *testing.T, role, want string, env ...string) (*exec.Cmd, io.WriteCloser) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if strings.TrimSpace(line) != want {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child %s said %q (%v); stderr:\n%s", role, line, err, stderr.String())
+	}
+	return cmd, stdin
+}
+
+// intersect is how many bytes a and b have in common.
+func intersect(a, b spans) int64 {
+	var n int64
+	for _, x := range a {
+		for _, y := range b {
+			if lo, hi := max(x.from, y.from), min(x.to, y.to); hi > lo {
+				n += hi - lo
+			}
+		}
+	}
+	return n
+}
+
+// A download killed with SIGKILL mid-file, then retried by a new process,
+// fetches again at most about one range per connection.
+func TestKilledMidDownloadRefetchesAtMostARangePerConnection(t *testing.T) {
+	const conns, window = 4, 8 << 20
+	data := big()
+	rs := newRangeServer(t, data)
+	rs.trouble = func(*served) trouble { return trouble{rate: 4 << 20} }
+	dir := t.TempDir()
+	yml := bigPreset("big/f.bin", hfURL("f.bin"), len(data))
+	if err := os.MkdirAll(filepath.Join(dir, "config"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config", "presets.yaml"), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, _ := startChild(t, "download", "STARTED", "DL_DIR="+dir, "DL_ENDPOINT="+rs.URL(),
+		"DL_CONNS="+strconv.Itoa(conns), "DL_WINDOW="+strconv.Itoa(window))
+	models := filepath.Join(dir, "models")
+	waitFor(t, "a third of the file on disk", func() bool { return stateDone(t, models, "big/f.bin") > int64(len(data))/3 })
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	time.Sleep(50 * time.Millisecond) // the server's handlers notice the closed connections
+	before := len(rs.requests())
+	sentBefore := rs.sentSpans(0)
+	kept := stateSpans(t, models, "big/f.bin")
+
+	rs.trouble = nil
+	e := newEnv(t, rs.URL(), "", envOpts{dir: dir, cfg: func(c *Config) {
+		c.Connections, c.window, c.SlowAfter = conns, window, 300*time.Millisecond
+	}})
+	d := e.wait(e.install("BIG").ID)
+	if d.Status != model.DownloadCompleted || !bytes.Equal(e.file("big/f.bin"), data) {
+		t.Fatalf("download after the restart = %+v %+v", d, d.Error)
+	}
+	again := intersect(rs.sentSpans(before), sentBefore)
+	bound := conns * pieceSize(window, conns)
+	t.Logf("before the kill: %d bytes sent, %d named in the state; after: %d sent again (bound %d)",
+		sentBefore.bytes(), kept.bytes(), again, bound)
+	if again > bound {
+		t.Errorf("%d bytes were fetched again after the restart, more than a range per connection (%d)", again, bound)
+	}
+	if first := rs.requests()[before]; first.from != kept.firstGap() {
+		t.Errorf("the retry first asked from %d, the state's first gap is %d", first.from, kept.firstGap())
+	}
+}
+
+// A .part is written by one process only: a second open of it, here or in
+// another process, is refused with a sentence saying so.
+func TestPartLockedByAnotherWriterIsRefused(t *testing.T) {
+	data := randomBytes(200_000, 80)
+	rs := newRangeServer(t, data)
+	e := newEnv(t, rs.URL(), onePreset("P", "a/f.bin", hfURL("f.bin"), ""), envOpts{})
+	if err := os.MkdirAll(e.models, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(e.models)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	first, err := openPart(root, "a/f.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openPart(root, "a/f.bin"); err == nil || !strings.Contains(err.Error(), "being written by another process") {
+		t.Fatalf("a second open in this process: %v", err)
+	}
+	first.close()
+
+	child, stdin := startChild(t, "holdlock", "LOCKED", "DL_DIR="+e.models, "DL_REL=a/f.bin")
+	d := e.wait(e.install("P").ID)
+	if d.Status != model.DownloadFailed || d.Error.Code != model.CodeDisk || !strings.Contains(d.Error.Message, "a/f.bin.part is being written by another process") {
+		t.Fatalf("download while another process holds the .part = %+v %+v", d, d.Error)
+	}
+	if n := len(rs.requests()); n != 0 {
+		t.Errorf("%d requests made for a file another process writes", n)
+	}
+	if !exists(filepath.Join(e.models, "a/f.bin.part")) {
+		t.Error("the other writer's .part was removed")
+	}
+	stdin.Close()
+	child.Wait()
+	if d := e.wait(e.install("P").ID); d.Status != model.DownloadCompleted {
+		t.Fatalf("download once the other writer let go = %+v %+v", d, d.Error)
+	}
+}
+
+// usedSpace is the disk space the files under dir take.
+func usedSpace(dir string) uint64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += allocatedBytes(fi)
+			}
+		}
+		return nil
+	})
+	return uint64(n)
+}
+
+// Two downloads running side by side cannot both pass the free-space
+// check for the same free bytes.
+func TestConcurrentDownloadsShareFreeSpace(t *testing.T) {
+	const size, capacity = 1_000_000, 1_500_000
+	data := randomBytes(size, 81)
+	rs := newRangeServer(t, data)
+	rs.trouble = func(*served) trouble { return trouble{rate: 2 << 20} }
+	yml := fmt.Sprintf(`presets:
+  A:
+    files: [{path: a/a.bin, url: %q, size: %d}]
+  B:
+    files: [{path: b/b.bin, url: %q, size: %d}]
+`, hfURL("a.bin"), size, hfURL("b.bin"), size)
+	var models string
+	e := newEnv(t, rs.URL(), yml, envOpts{cfg: func(c *Config) {
+		c.Concurrency = 2
+		c.FreeSpace = func(string) (uint64, error) { return capacity - min(usedSpace(models), capacity), nil }
+	}})
+	models = e.models
+	a, b := e.install("A"), e.install("B")
+	da, db := e.wait(a.ID), e.wait(b.ID)
+	ok, short := 0, 0
+	for _, d := range []Download{da, db} {
+		switch {
+		case d.Status == model.DownloadCompleted:
+			ok++
+		case d.Status == model.DownloadFailed && d.Error.Code == model.CodeDiskSpace:
+			short++
+		}
+	}
+	if ok != 1 || short != 1 {
+		t.Fatalf("with room for one file: A = %+v %+v, B = %+v %+v", da, da.Error, db, db.Error)
+	}
+}
+
+// What a .part already holds is not asked of the disk again.
+func TestResumeNeedsOnlyMissingSpace(t *testing.T) {
+	const size = 1_000_000
+	data := randomBytes(size, 82)
+	rs := newRangeServer(t, data)
+	yml := fmt.Sprintf("presets:\n  P:\n    files: [{path: a/f.bin, url: %q, size: %d}]\n", hfURL("f.bin"), size)
+	e := newEnv(t, rs.URL(), yml, envOpts{cfg: func(c *Config) {
+		c.FreeSpace = func(string) (uint64, error) { return 100_000, nil }
+	}})
+	// A .part of full size from an earlier run that got the first half.
+	os.MkdirAll(filepath.Join(e.models, "a"), 0o755)
+	part := append(append([]byte(nil), data[:size/2]...), make([]byte, size/2)...)
+	if err := os.WriteFile(filepath.Join(e.models, "a/f.bin"+partSuffix), part, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := fmt.Sprintf(`{"version":1,"size":%d,"validator":%q,"sha256":%q,"done":[[0,%d]]}`, size, `"`+sha(data)+`"`, sha(data), size/2)
+	if err := os.WriteFile(filepath.Join(e.models, "a/f.bin"+stateSuffix), []byte(st), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := e.wait(e.install("P").ID)
+	if d.Status != model.DownloadCompleted || !bytes.Equal(e.file("a/f.bin"), data) {
+		t.Fatalf("download = %+v %+v", d, d.Error)
+	}
+	if got := rs.requests()[0].from; got != size/2 {
+		t.Errorf("the resume asked from %d, want %d", got, size/2)
+	}
+}
