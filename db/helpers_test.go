@@ -85,7 +85,6 @@ func (f fullFile) WriteAt(p []byte, off int64) (int, error) {
 	return f.plainFile.WriteAt(p, off)
 }
 
-
 // testClock is a settable clock safe for concurrent use.
 type testClock struct {
 	mu sync.Mutex
