@@ -134,6 +134,8 @@ type options struct {
 	presets    string // presets.yaml content; empty means no presets
 	modelsDir  string
 	logs       *syncBuffer
+	mode       func() model.Mode
+	guard      func(context.Context) error // the store's write guard
 }
 
 func start(t testing.TB, o options) *env {
@@ -145,7 +147,7 @@ func start(t testing.TB, o options) *env {
 	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
-	store, err := db.Open(ctx, filepath.Join(dir, "dashboard.db"), db.Options{Logger: log})
+	store, err := db.Open(ctx, filepath.Join(dir, "dashboard.db"), db.Options{Logger: log, Guard: o.guard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +174,7 @@ func start(t testing.TB, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, Logger: log, Password: o.password, SessionKey: o.sessionKey})
+	srv := server.New(server.Config{Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, Logger: log, Password: o.password, SessionKey: o.sessionKey, Mode: o.mode})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
