@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,6 +39,22 @@ func TestReadOnlyBannerComesAndGoes(t *testing.T) {
 	if got := eval[int](home, `document.querySelectorAll("#queue-list li.dl").length`); got != 0 {
 		t.Fatalf("a disabled install queued %d downloads", got)
 	}
+
+	// The banner fits a phone, and DASHBOARD_SCREENSHOTS keeps a picture.
+	home.do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	if w := eval[[]int](home, `[document.documentElement.scrollWidth, document.documentElement.clientWidth]`); w[0] > w[1] || w[0] > 390 {
+		t.Errorf("read-only home scrolls sideways at 390 px: %v", w)
+	}
+	if dir := os.Getenv("DASHBOARD_SCREENSHOTS"); dir != "" {
+		buf, err := chromedp.Run(home.ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "readonly-home-390-dark.png"), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	home.do("desktop size", chromedp.EmulateViewport(1280, 900))
 
 	settings := newTab(t, browser, "settings")
 	settings.navigate(b.url("/settings"))
