@@ -178,7 +178,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 			return err
 		}
 	}
-	role := &writerRole{
+	role := newWriterRole(&writerRole{
 		lease: lse, store: store, pub: hub, log: log, node: cfg.NodeName, begin: begin,
 		jobs: []func(context.Context) error{
 			dl.Run,
@@ -190,7 +190,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 				return nil
 			},
 		},
-	}
+	}, initial)
 
 	sessionKey, err := server.SessionKey(ctx, store)
 	if err != nil && !initial.Writer {

@@ -39,6 +39,13 @@ func (r *writerRole) Mode() model.Mode {
 	return r.mode
 }
 
+// newWriterRole returns the role in the state the dashboard starts in, so
+// the first request already sees the right mode.
+func newWriterRole(r *writerRole, initial lease.State) *writerRole {
+	r.setMode(initial)
+	return r
+}
+
 // Run follows the lease until ctx is done, then stops the jobs. initial is
 // the state the dashboard started in; when it is the writer, the store is
 // already writable and begin has run.
@@ -47,7 +54,6 @@ func (r *writerRole) Run(ctx context.Context, initial lease.State) error {
 	if initial.Writer {
 		stop = r.startJobs()
 	}
-	r.setMode(initial)
 	for {
 		select {
 		case <-ctx.Done():

@@ -76,7 +76,7 @@ func TestWriterRoleFollowsTheLease(t *testing.T) {
 
 	var running, starts, begins atomic.Int32
 	pub := &frames{}
-	role := &writerRole{lease: la, store: store, pub: pub, log: quiet, node: "pod-a",
+	role := newWriterRole(&writerRole{lease: la, store: store, pub: pub, log: quiet, node: "pod-a",
 		begin: func(context.Context) error { begins.Add(1); return nil },
 		jobs: []func(context.Context) error{func(ctx context.Context) error {
 			starts.Add(1)
@@ -85,7 +85,7 @@ func TestWriterRoleFollowsTheLease(t *testing.T) {
 			<-ctx.Done()
 			return nil
 		}},
-	}
+	}, initial)
 	roleCtx, stopRole := context.WithCancel(ctx)
 	roleDone := make(chan error)
 	go func() { roleDone <- role.Run(roleCtx, initial) }()
