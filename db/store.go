@@ -2,10 +2,14 @@
 // download history and the ComfyUI prompts already logged.
 //
 // Open takes care of what a pod's network volume can throw at it: it picks the
-// best journal mode the filesystem allows, applies the embedded migrations,
-// moves a corrupt file aside instead of refusing to start, keeps the files at
-// mode 0600, and retries writes that find the database locked by another
-// process. Every write is one short BEGIN IMMEDIATE transaction.
+// journal mode by filesystem (the rollback journal where other machines may
+// share the file, WAL elsewhere), applies the embedded migrations, moves a
+// corrupt file aside instead of refusing to start, keeps the files at mode
+// 0600, and retries writes that find the database locked by another process.
+// Every write is one short BEGIN IMMEDIATE transaction, and is refused when
+// this dashboard does not hold the volume's writer lease (the store is then
+// opened read-only), when the file at the path is no longer the one opened,
+// or, as disk_full, when the disk or quota is full.
 package db
 
 import (
