@@ -1,6 +1,7 @@
 package main
 
 import (
+	"dashboard/db"
 	"dashboard/model"
 	"errors"
 	"flag"
@@ -33,6 +34,9 @@ type config struct {
 	DownloadConcurrency int
 	DownloadConnections int
 	LogLevel            slog.Level
+	NodeName            string // how this dashboard names itself to others sharing the volume
+	NodeNameReason      string // where the name came from, for the log
+	DBJournal           string // db.JournalAuto, db.JournalWAL or db.JournalDelete
 }
 
 // option is one setting: a flag and an environment variable, the flag wins.
@@ -55,6 +59,8 @@ var options = []option{
 		"connections per file (%d-%d); files under %d MiB and servers that ignore Range use one",
 		downloader.MinConnections, downloader.MaxConnections, downloader.SegmentedMinSize>>20)},
 	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"node-name", "DASHBOARD_NODE_NAME", "$RUNPOD_POD_ID, else the hostname", "how this dashboard names itself to other dashboards sharing the volume"},
+	{"db-journal", "DASHBOARD_DB_JOURNAL", db.JournalAuto, "auto (WAL on a local filesystem, the rollback journal on a network or FUSE one), wal or delete"},
 }
 
 // errHelp means --help was asked for; usage has been printed.
@@ -166,7 +172,36 @@ func loadConfig(args []string, env func(string) (string, bool), out io.Writer) (
 			return config{}, fmt.Errorf("log-level must be debug, info, warn or error, not %q", v)
 		}
 	}
+	if c.NodeName, c.NodeNameReason, err = nodeName(get, env); err != nil {
+		return config{}, err
+	}
+	if c.DBJournal, ok = get("db-journal"); !ok {
+		c.DBJournal = db.JournalAuto
+	}
+	if !db.ValidJournal(c.DBJournal) {
+		return config{}, fmt.Errorf("db-journal must be auto, wal or delete, not %q", c.DBJournal)
+	}
 	return c, nil
+}
+
+// nodeName is --node-name, else RUNPOD_POD_ID (unique per pod), else the
+// hostname (a container's, unique per container), and where it came from.
+func nodeName(get func(string) (string, bool), env func(string) (string, bool)) (name, reason string, err error) {
+	if name, ok := get("node-name"); ok {
+		name, reason = strings.TrimSpace(name), "set by --node-name or DASHBOARD_NODE_NAME"
+		if name == "" || len(name) > 253 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			return "", "", fmt.Errorf("node-name must be 1 to 253 printable characters, not %q", name)
+		}
+		return name, reason, nil
+	}
+	if id, _ := env("RUNPOD_POD_ID"); strings.TrimSpace(id) != "" {
+		return strings.TrimSpace(id), "RUNPOD_POD_ID", nil
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "", "", fmt.Errorf("no node name: set --node-name or DASHBOARD_NODE_NAME (the hostname is unknown: %v)", err)
+	}
+	return host, "the hostname", nil
 }
 
 // lookup treats a variable set to "" as set only where empty has a meaning

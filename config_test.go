@@ -47,6 +47,24 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 			}
 			return ""
 		}},
+		{"node name and journal", []string{"--workspace", ws}, map[string]string{"RUNPOD_POD_ID": "abc123", "DASHBOARD_DB_JOURNAL": "delete"}, func(c config) string {
+			if c.NodeName != "abc123" || c.NodeNameReason != "RUNPOD_POD_ID" || c.DBJournal != "delete" {
+				return "RUNPOD_POD_ID or DASHBOARD_DB_JOURNAL not used"
+			}
+			return ""
+		}},
+		{"node name flag wins", []string{"--workspace", ws, "--node-name", "pod-a", "--db-journal", "wal"}, map[string]string{"RUNPOD_POD_ID": "abc123", "DASHBOARD_NODE_NAME": "pod-b", "DASHBOARD_DB_JOURNAL": "delete"}, func(c config) string {
+			if c.NodeName != "pod-a" || c.DBJournal != "wal" {
+				return "flags did not win"
+			}
+			return ""
+		}},
+		{"node name defaults to the hostname", []string{"--workspace", ws}, nil, func(c config) string {
+			if host, _ := os.Hostname(); c.NodeName != host || c.NodeNameReason != "the hostname" || c.DBJournal != "auto" {
+				return "not the hostname and auto"
+			}
+			return ""
+		}},
 		{"empty COMFYUI_URL turns watching off", []string{"--workspace", ws}, map[string]string{"COMFYUI_URL": ""}, func(c config) string {
 			if c.ComfyUIURL != "" {
 				return "watcher not off"
@@ -93,6 +111,9 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"--hf-endpoint", "ftp://x"},
 		{"--comfyui-url", "not a url"},
 		{"--log-level", "loud"},
+		{"--db-journal", "memory"},
+		{"--node-name", " "},
+		{"--node-name", "a\nb"},
 		{"--nope"},
 		{"extra"},
 	} {

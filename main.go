@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"dashboard/comfyui"
 	"dashboard/db"
 	"dashboard/downloader"
+	"dashboard/lease"
 	"dashboard/model"
 	"dashboard/realtime"
 	"dashboard/server"
@@ -101,8 +103,27 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 		return err
 	}
 
-	// 1. Open, migrate and, if needed, recover the database.
-	store, err := db.Open(ctx, cfg.DB, db.Options{Logger: log, Now: h.Now})
+	// 1. Only the dashboard holding the volume's writer lease writes to it;
+	// the others start read-only and take over when it goes away.
+	lse, err := lease.New(lease.Config{Path: filepath.Join(cfg.Workspace, "data", "dashboard.lease"), Node: cfg.NodeName, Logger: log})
+	if err != nil {
+		return err
+	}
+	initial, err := lse.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("writer lease: %w", err)
+	}
+	defer lse.Release() // deferred first, so it runs after the store is closed
+	if initial.Writer {
+		log.Info("this dashboard is the volume's writer", "node", cfg.NodeName, "node_from", cfg.NodeNameReason)
+	} else {
+		log.Warn("another dashboard manages this volume; this one is read-only until it stops",
+			"node", cfg.NodeName, "node_from", cfg.NodeNameReason, "writer", initial.Holder)
+	}
+
+	// 2. Open, migrate and, if needed, recover the database; read-only
+	// unless this dashboard is the writer.
+	store, err := db.Open(ctx, cfg.DB, db.Options{Logger: log, Now: h.Now, Journal: cfg.DBJournal, ReadOnly: !initial.Writer, Guard: lse.Check})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -111,20 +132,12 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 
 	hub := realtime.New(realtime.Options{Logger: log})
 
-	// 2. Settings, with HF_TOKEN as the fallback token.
+	// 3. Settings, with HF_TOKEN as the fallback token.
 	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: cfg.HFToken, HFEndpoint: cfg.HFEndpoint})
 	acts := activity.New(activity.Config{Store: store, Publisher: hub, Logger: log, RetentionDays: sets.RetentionDays})
-	if cfg.RetentionDaysSet {
-		if err := store.SetSettings(ctx, map[string]string{model.SettingRetentionDays: strconv.Itoa(cfg.RetentionDays)}); err != nil {
-			return fmt.Errorf("save retention days: %w", err)
-		}
-	}
 	if cfg.HFToken != "" {
 		log.Info("HF_TOKEN is set; it is used when no token is saved in settings")
 	}
-
-	// 3. Retention cleanup, now and daily (scheduled below).
-	acts.Expire(ctx)
 
 	dl, err := downloader.New(downloader.Config{
 		PresetsFile: cfg.Presets, ModelsDir: cfg.Models, HFEndpoint: cfg.HFEndpoint,
@@ -134,21 +147,66 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	if err != nil {
 		return fmt.Errorf("start downloader: %w", err)
 	}
-	// 4. Downloads that were running when the dashboard stopped have failed.
-	if err := dl.CloseInterrupted(ctx); err != nil {
-		return err
-	}
 	watcher, err := comfyui.New(comfyui.Config{URL: cfg.ComfyUIURL, Recorder: acts, Prompts: store, Logger: log, Now: h.Now})
 	if err != nil {
 		return fmt.Errorf("start comfyui watcher: %w", err)
 	}
+	cronLog := cronLogger{log}
+	jobs := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLog),
+		cron.WithChain(cron.SkipIfStillRunning(cronLog), cron.Recover(cronLog)))
+	if _, err := jobs.AddFunc("@daily", func() { acts.Expire(context.Background()) }); err != nil {
+		return fmt.Errorf("schedule retention: %w", err)
+	}
+
+	// 4. What the writer does first: --retention-days replaces the saved
+	// setting, downloads that were running when the last writer stopped have
+	// failed, and old activity goes (again daily, by the cron job).
+	begin := func(ctx context.Context) error {
+		if cfg.RetentionDaysSet {
+			if err := store.SetSettings(ctx, map[string]string{model.SettingRetentionDays: strconv.Itoa(cfg.RetentionDays)}); err != nil {
+				return fmt.Errorf("save retention days: %w", err)
+			}
+		}
+		if err := dl.CloseInterrupted(ctx); err != nil {
+			return err
+		}
+		acts.Expire(ctx)
+		return nil
+	}
+	if initial.Writer {
+		if err := begin(ctx); err != nil {
+			return err
+		}
+	}
+	role := newWriterRole(&writerRole{
+		lease: lse, store: store, pub: hub, log: log, node: cfg.NodeName, begin: begin,
+		jobs: []func(context.Context) error{
+			dl.Run,
+			watcher.Run,
+			func(ctx context.Context) error {
+				jobs.Start()
+				<-ctx.Done()
+				<-jobs.Stop().Done()
+				return nil
+			},
+		},
+	}, initial)
+
 	sessionKey, err := server.SessionKey(ctx, store)
+	if err != nil && !initial.Writer {
+		// A read-only dashboard may find no key it can read or save: it signs
+		// with one of its own, and its logins end when it restarts.
+		log.Info("session key not readable or not saved; logins here last until restart", "err", err)
+		sessionKey, err = make([]byte, 32), nil
+		rand.Read(sessionKey)
+	}
 	if err != nil {
 		return err
 	}
 	srv := server.New(server.Config{
 		Version: version, Store: store, Hub: hub, Activity: acts, Settings: sets,
 		Downloads: dl, Logger: log, UI: ui.Handler(ui.Limits{MinRetentionDays: model.MinRetentionDays, MaxRetentionDays: model.MaxRetentionDays}), Password: cfg.Password, SessionKey: sessionKey,
+		Mode: role.Mode,
 	})
 
 	// 5. Serve.
@@ -164,21 +222,15 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 		h.Ready(ln.Addr().String())
 	}
 
-	cronLog := cronLogger{log}
-	jobs := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLog),
-		cron.WithChain(cron.SkipIfStillRunning(cronLog), cron.Recover(cronLog)))
-	if _, err := jobs.AddFunc("@daily", func() { acts.Expire(context.Background()) }); err != nil {
-		return fmt.Errorf("schedule retention: %w", err)
-	}
-	jobs.Start()
-
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
-	var g errgroup.Group
+	leaseCtx, stopLease := context.WithCancel(context.Background())
+	defer stopLease()
+	var g, leaseGroup errgroup.Group
 	serveErr := make(chan error, 1)
 	g.Go(func() error { serveErr <- srv.Serve(ln); return nil })
-	g.Go(func() error { return dl.Run(bgCtx) })
-	g.Go(func() error { return watcher.Run(bgCtx) })
+	g.Go(func() error { return role.Run(bgCtx, initial) })
+	leaseGroup.Go(func() error { return lse.Run(leaseCtx) })
 
 	var runErr error
 	select {
@@ -189,7 +241,9 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	}
 
 	// Ordered shutdown: stop accepting, close the hub, stop HTTP, stop
-	// background jobs, close the DB (deferred above).
+	// background jobs, stop renewing the lease, then (deferred above) close
+	// the DB and only then give the lease up, so the next writer never
+	// overlaps this one.
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	ln.Close()
@@ -197,11 +251,12 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
-	<-jobs.Stop().Done()
 	stopBackground()
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("background job ended with an error", "err", err)
 	}
+	stopLease()
+	_ = leaseGroup.Wait()
 	log.Info("stopped")
 	return runErr
 }
@@ -209,18 +264,20 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 // makeDirs creates the folders the dashboard writes to; the data folder holds
 // the token, so only its owner may enter it.
 func makeDirs(cfg config, log *slog.Logger) error {
-	dataDir := filepath.Dir(cfg.DB)
 	for _, d := range []string{cfg.Workspace, filepath.Dir(cfg.Presets), cfg.Models} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create folder: %w", err)
 		}
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("create data folder: %w", err)
-	}
-	if st, err := os.Stat(dataDir); err == nil && st.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(dataDir, 0o700); err != nil {
-			log.Warn("data folder is readable by others and could not be restricted", "path", dataDir, "err", err)
+	// The database's folder, and the workspace's data folder for the lease.
+	for _, dataDir := range []string{filepath.Dir(cfg.DB), filepath.Join(cfg.Workspace, "data")} {
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return fmt.Errorf("create data folder: %w", err)
+		}
+		if st, err := os.Stat(dataDir); err == nil && st.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(dataDir, 0o700); err != nil {
+				log.Warn("data folder is readable by others and could not be restricted", "path", dataDir, "err", err)
+			}
 		}
 	}
 	return nil

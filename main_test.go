@@ -48,7 +48,14 @@ var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // listens.
 func startBinary(t *testing.T, bin, workspace string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "--workspace", workspace, "--addr", "127.0.0.1:0", "--comfyui-url", "", "--hf-endpoint", "http://127.0.0.1:1")
+	return startBinaryWith(t, bin, workspace, nil)
+}
+
+// startBinaryWith is startBinary with more flags.
+func startBinaryWith(t *testing.T, bin, workspace string, extra []string) *proc {
+	t.Helper()
+	args := append([]string{"--workspace", workspace, "--addr", "127.0.0.1:0", "--comfyui-url", "", "--hf-endpoint", "http://127.0.0.1:1"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

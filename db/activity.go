@@ -99,7 +99,9 @@ func (s *Store) ListActivity(ctx context.Context, f model.ActivityFilter) ([]mod
 	q += sqlListActivityOrder
 	args = append(args, listLimit(f.Limit))
 
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	db, done := s.reader()
+	defer done()
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list activity: %w", err)
 	}

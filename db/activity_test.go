@@ -30,13 +30,13 @@ func TestInsertActivityRoundTrip(t *testing.T) {
 		t.Errorf("returned %+v", got)
 	}
 	// Stored as fixed-width UTC text written by Go.
-	if raw := queryString(t, s.db, `SELECT quote(created_at) FROM activity WHERE id = ?`, got.ID); raw != "'2026-11-27T10:27:31.123Z'" {
+	if raw := queryString(t, s.cur.db, `SELECT quote(created_at) FROM activity WHERE id = ?`, got.ID); raw != "'2026-11-27T10:27:31.123Z'" {
 		t.Errorf("stored created_at = %s", raw)
 	}
-	if typ := queryString(t, s.db, `SELECT typeof(details) FROM activity WHERE id = ?`, got.ID); typ != "text" {
+	if typ := queryString(t, s.cur.db, `SELECT typeof(details) FROM activity WHERE id = ?`, got.ID); typ != "text" {
 		t.Errorf("details stored as %s, want text so JSON functions work", typ)
 	}
-	if v := queryString(t, s.db, `SELECT details ->> '$.nested.ok' FROM activity WHERE id = ?`, got.ID); v != "1" {
+	if v := queryString(t, s.cur.db, `SELECT details ->> '$.nested.ok' FROM activity WHERE id = ?`, got.ID); v != "1" {
 		t.Errorf("json_extract on details = %q", v)
 	}
 
@@ -81,7 +81,7 @@ func TestInsertActivityDetailsAndValidation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			isNull := queryString(t, s.db, `SELECT details IS NULL FROM activity WHERE id = ?`, got.ID) == "1"
+			isNull := queryString(t, s.cur.db, `SELECT details IS NULL FROM activity WHERE id = ?`, got.ID) == "1"
 			if isNull != tc.null || (got.Details == nil) != tc.null {
 				t.Errorf("stored NULL = %v, returned %q; want NULL = %v", isNull, got.Details, tc.null)
 			}
@@ -174,7 +174,7 @@ func TestListActivityLimits(t *testing.T) {
 // the store's clock.
 func insertOldActivity(t *testing.T, s *Store, n int, ts time.Time) {
 	t.Helper()
-	tx, err := s.db.Begin()
+	tx, err := s.cur.db.Begin()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestDeleteActivityBeforeInBatches(t *testing.T) {
 	if err != nil || n != 12000 {
 		t.Fatalf("deleted %d, %v; want 12000", n, err)
 	}
-	if left := queryString(t, s.db, `SELECT count(*) FROM activity`); left != "5" {
+	if left := queryString(t, s.cur.db, `SELECT count(*) FROM activity`); left != "5" {
 		t.Errorf("%s rows left, want the 5 newer ones", left)
 	}
 	if got := logs.Count("deleted old activity batch"); got != 3 {
@@ -314,7 +314,7 @@ func TestConcurrentWrites(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	if len(seen) != 80 || queryString(t, s.db, `SELECT count(*) FROM activity`) != "80" {
+	if len(seen) != 80 || queryString(t, s.cur.db, `SELECT count(*) FROM activity`) != "80" {
 		t.Errorf("%d ids, want 80", len(seen))
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
+
+	"dashboard/model"
 )
 
 // Backoff between retries of a write that found the database locked.
@@ -17,11 +19,11 @@ const (
 	maxBackoff   = time.Second
 )
 
-// write runs fn in one BEGIN IMMEDIATE transaction and commits it. When the
-// lock is still held by someone else after busy_timeout, the whole
-// transaction is retried with exponential backoff and jitter until the
-// BusyRetry budget is spent. fn may therefore run more than once: it must
-// only touch tx and variables it sets afresh.
+// write runs fn in one BEGIN IMMEDIATE transaction and commits it, if this
+// store may write: it is not read-only, the Guard agrees (this dashboard
+// still holds the volume's writer lease) and the database file is still the
+// one it opened. A full disk or quota is a model.CodeDiskFull error and
+// marks the store's health until a write succeeds again.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	select {
 	case s.writeSem <- struct{}{}:
@@ -29,13 +31,46 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return ctx.Err()
 	}
 	defer func() { <-s.writeSem }()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := s.cur
 
+	if s.opts.Guard != nil {
+		if err := s.opts.Guard(ctx); err != nil {
+			return err
+		}
+	}
+	if c.readOnly {
+		// The lease is ours but the pool is not reopened yet (Promote is
+		// on its way), or there is no Guard to name the writer.
+		return model.Errorf(model.CodeReadOnly, "This dashboard has the database open read-only for now; try again in a few seconds.")
+	}
+	if err := s.checkFile(c); err != nil {
+		return err
+	}
+	err := s.retryWrite(ctx, c.db, fn)
+	if s.isDiskFull(err) {
+		s.health.diskFull(s.log, s.path, err)
+		return model.DiskFullError(s.path, err)
+	}
+	if err == nil {
+		s.health.wrote(s.log, s.path)
+	}
+	return err
+}
+
+// retryWrite runs fn in one transaction on db. When the lock is still held
+// by someone else after busy_timeout, the whole transaction is retried with
+// exponential backoff and jitter until the BusyRetry budget is spent. fn may
+// therefore run more than once: it must only touch tx and variables it sets
+// afresh.
+func (s *Store) retryWrite(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 	// The retry budget is wall time whatever Options.Now says: Now is for
 	// the timestamps written, and a test clock must not stretch a wait.
 	start := time.Now()
 	backoff := firstBackoff
 	for attempt := 1; ; attempt++ {
-		err := writeOnce(ctx, s.db, fn)
+		err := writeOnce(ctx, db, fn)
 		if err == nil || !isBusy(err) {
 			return err
 		}

@@ -85,7 +85,9 @@ const sqlGetDownload = sqlDownloadColumns + ` WHERE id = ?`
 // GetDownload returns one download_history row; an unknown id is a
 // model.CodeNotFound error.
 func (s *Store) GetDownload(ctx context.Context, id int64) (model.DownloadRecord, error) {
-	r, err := scanDownload(s.db.QueryRowContext(ctx, sqlGetDownload, id))
+	db, done := s.reader()
+	defer done()
+	r, err := scanDownload(db.QueryRowContext(ctx, sqlGetDownload, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return model.DownloadRecord{}, errNoDownload(id)
 	}
@@ -103,12 +105,14 @@ const (
 // ListDownloads returns download history newest first; before > 0 returns
 // only rows with a smaller id (keyset pagination).
 func (s *Store) ListDownloads(ctx context.Context, before int64, limit int) ([]model.DownloadRecord, error) {
+	db, done := s.reader()
+	defer done()
 	var rows *sql.Rows
 	var err error
 	if before > 0 {
-		rows, err = s.db.QueryContext(ctx, sqlListDownloadsBefore, before, listLimit(limit))
+		rows, err = db.QueryContext(ctx, sqlListDownloadsBefore, before, listLimit(limit))
 	} else {
-		rows, err = s.db.QueryContext(ctx, sqlListDownloads, listLimit(limit))
+		rows, err = db.QueryContext(ctx, sqlListDownloads, listLimit(limit))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list downloads: %w", err)

@@ -51,7 +51,7 @@ func TestDownloadLifecycle(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("after finish %s: %+v, want %+v", tc.status, got, want)
 		}
-		isNull := queryString(t, s.db, `SELECT error_message IS NULL FROM download_history WHERE id = ?`, rec.ID) == "1"
+		isNull := queryString(t, s.cur.db, `SELECT error_message IS NULL FROM download_history WHERE id = ?`, rec.ID) == "1"
 		if isNull != tc.wantStoredNull {
 			t.Errorf("error_message NULL = %v", isNull)
 		}

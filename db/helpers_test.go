@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,10 +22,20 @@ func TestMain(m *testing.M) {
 	// also cannot create -wal files (no WAL at all).
 	vfs.Register("dbtest-noshm", testVFS{})
 	vfs.Register("dbtest-nowal", testVFS{refuseWAL: true})
+	// "dbtest-full" fails every write with diskFull's error while it is set:
+	// a disk or quota that is full, without filling a real one.
+	vfs.Register("dbtest-full", testVFS{full: &diskFull})
 	os.Exit(m.Run())
 }
 
-type testVFS struct{ refuseWAL bool }
+// diskFull is the error every write to a dbtest-full file fails with; nil
+// lets writes through.
+var diskFull atomic.Pointer[error]
+
+type testVFS struct {
+	refuseWAL bool
+	full      *atomic.Pointer[error]
+}
 
 func (v testVFS) base() vfs.VFSFilename { return vfs.Find("").(vfs.VFSFilename) }
 
@@ -44,6 +55,9 @@ func (v testVFS) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs.File,
 	if err != nil {
 		return nil, fl, err
 	}
+	if v.full != nil {
+		return fullFile{plainFile{f}, v.full}, fl, nil
+	}
 	return plainFile{f}, fl, nil
 }
 
@@ -56,6 +70,20 @@ func (v testVFS) FullPathname(name string) (string, error) { return v.base().Ful
 // plainFile hides every optional interface of the wrapped file, shared
 // memory included.
 type plainFile struct{ vfs.File }
+
+// fullFile fails writes with the error full points at, the way the
+// driver's own VFS reports ENOSPC (SQLITE_FULL) and EDQUOT (an I/O error).
+type fullFile struct {
+	plainFile
+	full *atomic.Pointer[error]
+}
+
+func (f fullFile) WriteAt(p []byte, off int64) (int, error) {
+	if err := f.full.Load(); err != nil {
+		return 0, *err
+	}
+	return f.plainFile.WriteAt(p, off)
+}
 
 // testClock is a settable clock safe for concurrent use.
 type testClock struct {

@@ -73,16 +73,17 @@ const sqlInsertDefaultSetting = `INSERT INTO settings (key, value, updated_at) V
 ON CONFLICT(key) DO NOTHING`
 
 // migrate applies pending migrations and the default settings in one write
-// transaction. The version is read inside that transaction so two processes
-// opening a new file at once cannot both apply the same migration.
-func (s *Store) migrate(ctx context.Context) error {
+// transaction on db, the pool being opened. The version is read inside that
+// transaction so two processes opening a new file at once cannot both apply
+// the same migration.
+func (s *Store) migrate(ctx context.Context, db *sql.DB) error {
 	ms, err := loadMigrations(migrationFiles)
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}
 	latest := ms[len(ms)-1].version
 	var applied []string
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.retryWrite(ctx, db, func(tx *sql.Tx) error {
 		applied = applied[:0]
 		var current int
 		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&current); err != nil {

@@ -16,7 +16,9 @@ const sqlSelectPromptStatus = `SELECT status FROM comfyui_prompts WHERE prompt_i
 // status of the last activity logged for it); ok is false when the prompt
 // was never seen.
 func (s *Store) PromptStatus(ctx context.Context, promptID string) (status model.ActivityStatus, ok bool, err error) {
-	err = s.db.QueryRowContext(ctx, sqlSelectPromptStatus, promptID).Scan(&status)
+	db, done := s.reader()
+	defer done()
+	err = db.QueryRowContext(ctx, sqlSelectPromptStatus, promptID).Scan(&status)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}

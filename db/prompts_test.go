@@ -33,7 +33,7 @@ func TestPromptStatus(t *testing.T) {
 	if st, ok, _ := s.PromptStatus(ctx, "p1"); !ok || st != model.ActivityCompleted {
 		t.Errorf("p1 = %q, %v", st, ok)
 	}
-	if ts := queryString(t, s.db, `SELECT updated_at FROM comfyui_prompts WHERE prompt_id = 'p1'`); ts != "2026-11-29T10:00:00.000Z" {
+	if ts := queryString(t, s.cur.db, `SELECT updated_at FROM comfyui_prompts WHERE prompt_id = 'p1'`); ts != "2026-11-29T10:00:00.000Z" {
 		t.Errorf("p1 updated_at = %s", ts)
 	}
 	if err := s.SetPromptStatus(ctx, "", model.ActivityStarted); err == nil {

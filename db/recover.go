@@ -2,38 +2,40 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"strconv"
+	"time"
 
 	"dashboard/model"
 )
 
 // recover moves the corrupt database aside (never deleting it) and opens a
-// fresh one in its place.
-func (s *Store) recover(ctx context.Context, opts Options, problem string) error {
+// fresh one in its place; it returns the fresh pool and where the old file
+// went.
+func (s *Store) recover(ctx context.Context, problem string) (*conn, string, error) {
 	aside, err := moveAside(s.path, s.now().UTC().Format("20060102T150405Z"))
 	if err != nil {
-		return fmt.Errorf("recover corrupt database %s: %w", s.path, err)
+		return nil, "", fmt.Errorf("recover corrupt database %s: %w", s.path, err)
 	}
 	s.log.Warn("database was corrupt; kept a copy and started a fresh one",
 		"path", s.path, "kept_copy", aside, "problem", problem)
-	s.recovered = aside
 
 	if err := ensureFile(s.path); err != nil {
-		return err
+		return nil, "", err
 	}
-	again, err := s.openChecked(ctx, opts)
+	c, again, err := s.openChecked(ctx)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	if again != "" {
-		return fmt.Errorf("open database %s: fresh database failed its check: %s", s.path, again)
+		return nil, "", fmt.Errorf("open database %s: fresh database failed its check: %s", s.path, again)
 	}
-	return nil
+	return c, aside, nil
 }
 
 // moveAside renames path and its sidecars to path.corrupt-<stamp>, adding a
@@ -65,21 +67,21 @@ func exists(path string) bool {
 
 // logRecovery records the reset in the activity log, so the user sees in the
 // UI (not only in the pod's logs) that history was lost and where the old
-// file is.
-func (s *Store) logRecovery(ctx context.Context, problem string) error {
+// file is. It writes through db, the pool being opened, which is not yet
+// the store's.
+func (s *Store) logRecovery(ctx context.Context, db *sql.DB, aside, problem string) error {
 	details, err := json.Marshal(map[string]string{
-		"kept_copy": s.recovered,
+		"kept_copy": aside,
 		"problem":   problem,
 	})
 	if err != nil {
 		return fmt.Errorf("log database recovery: %w", err)
 	}
-	_, err = s.InsertActivity(ctx, model.Activity{
-		Type:     model.ActivityError,
-		Status:   model.ActivityFailed,
-		Title:    "Database was corrupt and has been reset",
-		Subtitle: "The damaged file was kept at " + s.recovered,
-		Details:  details,
+	created := formatTime(s.now().UTC().Truncate(time.Millisecond))
+	err = s.retryWrite(ctx, db, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, sqlInsertActivity, model.ActivityError, model.ActivityFailed,
+			"Database was corrupt and has been reset", "The damaged file was kept at "+aside, string(details), created)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("log database recovery: %w", err)

@@ -23,7 +23,7 @@ func fillDatabase(t *testing.T, path string, rows int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := s.db.Begin()
+	tx, err := s.cur.db.Begin()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,9 @@ const sqlSelectSetting = `SELECT value FROM settings WHERE key = ?`
 // Setting returns one setting; ok is false when the key is absent.
 func (s *Store) Setting(ctx context.Context, key string) (value string, ok bool, err error) {
 	var v sql.NullString
-	err = s.db.QueryRowContext(ctx, sqlSelectSetting, key).Scan(&v)
+	db, done := s.reader()
+	defer done()
+	err = db.QueryRowContext(ctx, sqlSelectSetting, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
@@ -28,7 +30,9 @@ const sqlSelectSettings = `SELECT key, value FROM settings`
 
 // Settings returns every setting.
 func (s *Store) Settings(ctx context.Context) (map[string]string, error) {
-	rows, err := s.db.QueryContext(ctx, sqlSelectSettings)
+	db, done := s.reader()
+	defer done()
+	rows, err := db.QueryContext(ctx, sqlSelectSettings)
 	if err != nil {
 		return nil, fmt.Errorf("read settings: %w", err)
 	}

@@ -30,10 +30,10 @@ func TestSettings(t *testing.T) {
 	if v, ok, _ := s.Setting(ctx, "empty"); !ok || v != "" {
 		t.Errorf("empty value = %q, %v", v, ok)
 	}
-	if ts := queryString(t, s.db, `SELECT quote(updated_at) FROM settings WHERE key = 'theme'`); ts != "'2026-11-28T09:00:00.000Z'" {
+	if ts := queryString(t, s.cur.db, `SELECT quote(updated_at) FROM settings WHERE key = 'theme'`); ts != "'2026-11-28T09:00:00.000Z'" {
 		t.Errorf("updated_at = %s", ts)
 	}
-	if ts := queryString(t, s.db, `SELECT quote(updated_at) FROM settings WHERE key = 'activity_retention_days'`); ts != "'2026-11-27T10:00:00.000Z'" {
+	if ts := queryString(t, s.cur.db, `SELECT quote(updated_at) FROM settings WHERE key = 'activity_retention_days'`); ts != "'2026-11-27T10:00:00.000Z'" {
 		t.Errorf("untouched updated_at = %s", ts)
 	}
 
@@ -59,7 +59,7 @@ func TestSetSettingsIsAtomic(t *testing.T) {
 	s, _, _ := openTest(t, Options{})
 	ctx := context.Background()
 	// Make the database itself refuse one key, mid-transaction.
-	if _, err := s.db.Exec(`CREATE TRIGGER refuse_boom BEFORE INSERT ON settings
+	if _, err := s.cur.db.Exec(`CREATE TRIGGER refuse_boom BEFORE INSERT ON settings
 WHEN NEW.key = 'boom' BEGIN SELECT RAISE(ABORT, 'boom refused'); END`); err != nil {
 		t.Fatal(err)
 	}

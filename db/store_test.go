@@ -29,7 +29,7 @@ func TestOpenCreatesSchemaAndDefaults(t *testing.T) {
 		"comfyui_prompts": {"prompt_id TEXT", "status TEXT", "updated_at TEXT"},
 	}
 	for table, cols := range want {
-		rows, err := s.db.QueryContext(ctx, `SELECT name, type FROM pragma_table_info(?) ORDER BY cid`, table)
+		rows, err := s.cur.db.QueryContext(ctx, `SELECT name, type FROM pragma_table_info(?) ORDER BY cid`, table)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,11 +47,11 @@ func TestOpenCreatesSchemaAndDefaults(t *testing.T) {
 		}
 	}
 	for _, idx := range []string{"idx_activity_created", "idx_activity_type"} {
-		if n := queryString(t, s.db, `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?`, idx); n != "1" {
+		if n := queryString(t, s.cur.db, `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?`, idx); n != "1" {
 			t.Errorf("index %s missing", idx)
 		}
 	}
-	if v := queryString(t, s.db, `PRAGMA user_version`); v != "2" {
+	if v := queryString(t, s.cur.db, `PRAGMA user_version`); v != "2" {
 		t.Errorf("user_version = %s, want 2", v)
 	}
 	got, err := s.Settings(ctx)
@@ -61,7 +61,7 @@ func TestOpenCreatesSchemaAndDefaults(t *testing.T) {
 	if got["theme"] != "dark" || got["activity_retention_days"] != "30" || len(got) != 2 {
 		t.Errorf("default settings = %v", got)
 	}
-	if fk := queryString(t, s.db, `PRAGMA foreign_keys`); fk != "1" {
+	if fk := queryString(t, s.cur.db, `PRAGMA foreign_keys`); fk != "1" {
 		t.Errorf("foreign_keys = %s, want 1", fk)
 	}
 }
@@ -286,7 +286,7 @@ func TestJournalModeFallback(t *testing.T) {
 				if got := s.JournalMode(); got != tc.want {
 					t.Errorf("JournalMode() = %q, want %q", got, tc.want)
 				}
-				if got := queryString(t, s.db, `PRAGMA journal_mode`); got != tc.sqlite {
+				if got := queryString(t, s.cur.db, `PRAGMA journal_mode`); got != tc.sqlite {
 					t.Errorf("PRAGMA journal_mode = %q, want %q", got, tc.sqlite)
 				}
 				if got := logs.Count("WAL journal not available on this filesystem; using fallback"); got != tc.warnings {
@@ -340,7 +340,7 @@ func TestWriteTransactionLocksAtBegin(t *testing.T) {
 
 	// Control: a deferred transaction that has not written leaves the lock free,
 	// so the check below can tell the two apart.
-	deferred, err := s.db.Conn(ctx)
+	deferred, err := s.cur.db.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +365,7 @@ func TestWriteTransactionLocksAtBegin(t *testing.T) {
 		t.Fatalf("another connection's BEGIN IMMEDIATE during our transaction: %v, want SQLITE_BUSY", inside)
 	}
 	// The same holds for the store's own pool: BeginTx uses _txlock=immediate.
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.cur.db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +403,7 @@ func TestBuildDSN(t *testing.T) {
 	for _, tc := range []struct{ mode, want string }{
 		{journalWAL, "file:/w/d.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)&_pragma=foreign_keys(1)&_txlock=immediate&modeof=/w/d.db"},
 		{journalWALExclusive, "file:/w/d.db?_pragma=busy_timeout(5000)&_pragma=locking_mode(exclusive)&_pragma=journal_mode(wal)&_pragma=foreign_keys(1)&_txlock=immediate&modeof=/w/d.db"},
-		{journalDelete, "file:/w/d.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(delete)&_pragma=foreign_keys(1)&_txlock=immediate&modeof=/w/d.db"},
+		{journalDelete, "file:/w/d.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(delete)&_pragma=synchronous(full)&_pragma=foreign_keys(1)&_txlock=immediate&modeof=/w/d.db"},
 	} {
 		if got := buildDSN("/w/d.db", tc.mode, opts); got != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.mode, got, tc.want)

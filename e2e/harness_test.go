@@ -98,18 +98,25 @@ type dashOptions struct {
 	password string
 	env      []string               // extra environment, e.g. HF_TOKEN=…
 	setup    func(workspace string) // runs before the first start
+	// workspace, when set, is another dashboard's: this one shares it (and
+	// its presets) as a second pod on the same volume would.
+	workspace string
+	args      []string // extra flags, e.g. --node-name
 }
 
 var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 func startDashboard(t *testing.T, hf *fakeHF, o dashOptions) *dashboard {
 	t.Helper()
-	ws := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(ws, "config"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(ws, "config", "presets.yaml"), []byte(o.presets), 0o644); err != nil {
-		t.Fatal(err)
+	ws := o.workspace
+	if ws == "" {
+		ws = t.TempDir()
+		if err := os.MkdirAll(filepath.Join(ws, "config"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ws, "config", "presets.yaml"), []byte(o.presets), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if o.setup != nil {
 		o.setup(ws)
@@ -119,6 +126,7 @@ func startDashboard(t *testing.T, hf *fakeHF, o dashOptions) *dashboard {
 	if o.password != "" {
 		d.args = append(d.args, "--password", o.password)
 	}
+	d.args = append(d.args, o.args...)
 	d.start()
 	t.Cleanup(func() {
 		if d.cmd != nil && d.cmd.ProcessState == nil {

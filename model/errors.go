@@ -37,6 +37,13 @@ const (
 	CodeAlreadyInstalled Code = "already_installed"
 	CodeAlreadyFinished  Code = "already_finished"
 	CodeNotRetryable     Code = "not_retryable"
+
+	// Another dashboard manages the volume; this one only reads (ReadOnlyError).
+	CodeReadOnly Code = "read_only"
+	// The disk or quota holding the database is full (ENOSPC, EDQUOT).
+	CodeDiskFull Code = "disk_full"
+	// The database file was deleted or replaced under the running dashboard.
+	CodeDatabaseUnavailable Code = "database_unavailable"
 )
 
 // Codes a failed download carries (Download.Error.Code). CodeNotFound and

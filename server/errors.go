@@ -35,6 +35,7 @@ var statusOf = map[model.Code]int{
 	model.CodeAlreadyInstalled: http.StatusConflict,
 	model.CodeAlreadyFinished:  http.StatusConflict,
 	model.CodeNotRetryable:     http.StatusConflict,
+	model.CodeReadOnly:         http.StatusConflict,
 
 	model.CodeBodyTooLarge:    http.StatusRequestEntityTooLarge,
 	model.CodeUnsupportedType: http.StatusUnsupportedMediaType,
@@ -43,6 +44,9 @@ var statusOf = map[model.Code]int{
 	model.CodeCancelled:       499, // the client went away; nginx's number for it
 	model.CodeInternal:        http.StatusInternalServerError,
 	model.CodeHFUnreachable:   http.StatusBadGateway,
+	model.CodeDiskFull:        http.StatusInsufficientStorage,
+	// The database file was deleted or replaced: a restart is the fix.
+	model.CodeDatabaseUnavailable: http.StatusServiceUnavailable,
 }
 
 // internalError is what a client sees of a fault of ours.

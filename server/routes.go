@@ -6,6 +6,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"dashboard/model"
 )
 
 // routes lists every route of the dashboard.
@@ -16,6 +18,7 @@ func (s *Server) routes() {
 	a.Use(securityHeaders)
 	a.Use(s.crossSite)
 	a.Use(s.requireLogin)
+	a.Use(s.refuseWhenReadOnly)
 
 	a.Post("/api/login", s.handleLogin)
 	a.Post("/api/logout", s.handleLogout)
@@ -62,14 +65,28 @@ func isAPIPath(p string) bool {
 	return p == "/api" || strings.HasPrefix(p, "/api/") || p == "/ws" || strings.HasPrefix(p, "/ws/")
 }
 
+// health is GET /api/health's answer.
+type health struct {
+	Status  string         `json:"status"` // "ok" or "degraded"
+	Version string         `json:"version"`
+	DB      model.DBState  `json:"db"`
+	Mode    model.ModeName `json:"mode"`
+	Writer  *string        `json:"writer"`
+}
+
+// handleHealth answers 503 when the database is not ok: unreachable, on a
+// full disk, or deleted or replaced under the dashboard.
 func (s *Server) handleHealth(c *fiber.Ctx) error {
-	status, dbState := "ok", "ok"
-	if err := s.cfg.Store.Ping(c.UserContext()); err != nil {
-		s.log.Warn("health check: database unavailable", "err", err)
-		status, dbState = "degraded", "error"
+	h := health{Status: "ok", Version: s.cfg.Version}
+	var err error
+	if h.DB, err = s.cfg.Store.Health(c.UserContext()); h.DB != model.DBOK {
+		s.log.Warn("health check: database not ok", "db", h.DB, "err", err)
+		h.Status = "degraded"
 		c.Status(fiber.StatusServiceUnavailable)
 	}
-	return c.JSON(fiber.Map{"status": status, "version": s.cfg.Version, "db": dbState})
+	m := s.mode()
+	h.Mode, h.Writer = m.Mode, m.Writer
+	return c.JSON(h)
 }
 
 // logRequests logs every request once it has been answered.

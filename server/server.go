@@ -14,6 +14,7 @@ import (
 	"dashboard/activity"
 	"dashboard/db"
 	"dashboard/downloader"
+	"dashboard/model"
 	"dashboard/realtime"
 	"dashboard/settings"
 )
@@ -33,6 +34,9 @@ type Config struct {
 	UI         fiber.Handler // serves the embedded pages
 	Password   string        // "" leaves the dashboard open
 	SessionKey []byte        // signs login cookies; kept in the DB so sessions survive restarts
+	// Mode says whether this dashboard writes to the volume or only reads
+	// it; nil means it always writes.
+	Mode func() model.Mode
 }
 
 // Server is the HTTP side of the dashboard.

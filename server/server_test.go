@@ -136,6 +136,8 @@ type options struct {
 	presets    string // presets.yaml content; empty means no presets
 	modelsDir  string
 	logs       *syncBuffer
+	mode       func() model.Mode
+	guard      func(context.Context) error // the store's write guard
 }
 
 func start(t testing.TB, o options) *env {
@@ -150,7 +152,7 @@ func start(t testing.TB, o options) *env {
 	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
-	store, err := db.Open(ctx, filepath.Join(dir, "dashboard.db"), db.Options{Logger: log})
+	store, err := db.Open(ctx, filepath.Join(dir, "dashboard.db"), db.Options{Logger: log, Guard: o.guard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +184,7 @@ func start(t testing.TB, o options) *env {
 			t.Fatal(err)
 		}
 	}
-	srv := server.New(server.Config{Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, Logger: log, Password: o.password, SessionKey: o.sessionKey})
+	srv := server.New(server.Config{Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, Logger: log, Password: o.password, SessionKey: o.sessionKey, Mode: o.mode})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ type Snapshot struct {
 	Activity  []model.Activity      `json:"activity"`
 	Settings  settings.View         `json:"settings"`
 	Presets   downloader.PresetList `json:"presets"`
+	Mode      model.Mode            `json:"mode"`
 }
 
 // snapshotActivity is how many of the newest activity rows a snapshot holds.
@@ -42,6 +43,7 @@ func (s *Server) takeSnapshot() (any, error) {
 		Activity:  nonNil(rows),
 		Settings:  view,
 		Presets:   s.cfg.Downloads.PresetList(),
+		Mode:      s.mode(),
 	}, nil
 }
 

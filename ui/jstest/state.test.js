@@ -27,6 +27,20 @@ test("snapshot replaces the state; events update it", () => {
   assert.deepEqual(seen, ["download", "snapshot", "activity", "activity_cleared", "settings"]);
 });
 
+test("mode comes with the snapshot and changes with each mode frame", () => {
+  const s = new Store();
+  const seen = [];
+  s.subscribe((type) => seen.push(type));
+  assert.equal(s.mode, null);
+  s.apply({ type: "snapshot", data: { downloads: [], activity: [], mode: { mode: "read_only", node: "pod-b", writer: "pod-a" } } });
+  assert.deepEqual(s.mode, { mode: "read_only", node: "pod-b", writer: "pod-a" });
+  s.apply({ type: "mode", data: { mode: "writer", node: "pod-b", writer: "pod-b" } });
+  assert.equal(s.mode.mode, "writer");
+  s.apply({ type: "snapshot", data: { downloads: [], activity: [] } }); // an old server: no mode
+  assert.equal(s.mode, null);
+  assert.deepEqual(seen, ["snapshot", "mode", "snapshot"]);
+});
+
 test("presets come with the snapshot and are replaced by each presets frame", () => {
   const s = new Store();
   const seen = [];

@@ -29,8 +29,13 @@ export function startShell() {
   const accessModal = new AccessModal();
 
   store.subscribe((type, data, prev) => {
-    if (type === "snapshot" && data && data.settings) {
-      applyTheme(data.settings.theme);
+    if (type === "snapshot" && data) {
+      if (data.settings) {
+        applyTheme(data.settings.theme);
+      }
+      applyMode(data.mode);
+    } else if (type === "mode") {
+      applyMode(data);
     } else if (type === "settings" && data) {
       applyTheme(data.theme);
     } else if (type === "download") {
@@ -89,6 +94,28 @@ export function startShell() {
   showVersion();
   setInterval(refreshTimes, 30000);
   return { store, live, tokenModal, accessModal };
+}
+
+// applyMode shows the read-only banner and disables every control that
+// would change something (those inside fieldset[data-needs-writer]) while
+// another dashboard manages the volume; a mode frame undoes it, no reload.
+// Disabling the fieldset leaves each control's own disabled state alone, so
+// the pages keep managing that.
+export function applyMode(mode) {
+  const readOnly = !!mode && mode.mode === "read_only";
+  document.documentElement.dataset.mode = readOnly ? "read_only" : "writer";
+  const banner = document.getElementById("readonly-banner");
+  if (banner) {
+    const text = document.getElementById("readonly-text");
+    const strong = document.createElement("strong");
+    strong.textContent = "Read-only:";
+    const rest = mode && mode.writer ? ` the dashboard on ${mode.writer} manages this volume.` : " another dashboard manages this volume.";
+    text.replaceChildren(strong, rest);
+    banner.hidden = !readOnly;
+  }
+  for (const fs of document.querySelectorAll("fieldset[data-needs-writer]")) {
+    fs.disabled = readOnly;
+  }
 }
 
 // promptOnFailure opens the right prompt when a download has just failed

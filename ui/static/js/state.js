@@ -16,6 +16,8 @@ export class Store {
     // presets is {presets:[Preset…], error} as GET /api/presets answers,
     // null until the snapshot brings it.
     this.presets = null;
+    // mode is {mode: "writer"|"read_only", node, writer}, null until known.
+    this.mode = null;
     this.ready = false;
     this.listeners = new Set();
   }
@@ -58,6 +60,10 @@ export class Store {
       case "presets":
         this.applyPresets(d);
         break;
+      case "mode":
+        this.mode = d || null;
+        this.emit("mode", d);
+        break;
       default:
         // New frame types are for newer clients.
         break;
@@ -74,6 +80,7 @@ export class Store {
     this.activity = mergeActivity([], (s && s.activity) || []);
     this.settings = (s && s.settings) || null;
     this.presets = presetList(s && s.presets);
+    this.mode = (s && s.mode) || null;
     this.ready = true;
     this.emit("snapshot", s);
   }
