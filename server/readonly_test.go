@@ -110,7 +110,8 @@ func ptr[T any](v T) *T { return &v }
 // Behind the 409: a write the store refuses (the lease was lost a moment
 // before the mode changed) is a 409 read_only too, and nothing is kept.
 func TestStoreRefusalIsReadOnly(t *testing.T) {
-	e := start(t, options{guard: func(context.Context) error { return model.ReadOnlyError("pod-c") }})
+	// A key given up front: the store refuses to save one.
+	e := start(t, options{sessionKey: key, guard: func(context.Context) error { return model.ReadOnlyError("pod-c") }})
 	var env struct{ Error model.Error }
 	status, raw := e.call(t, "POST", "/api/activity", `{"type":"download","status":"completed","title":"x"}`, &env)
 	if status != http.StatusConflict || env.Error.Code != model.CodeReadOnly || !strings.Contains(env.Error.Message, "pod-c") {
