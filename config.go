@@ -1,17 +1,20 @@
 package main
 
 import (
-	"dashboard/model"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"dashboard/model"
+	"dashboard/server"
 )
 
 // config is everything the dashboard is told at start.
@@ -30,6 +33,8 @@ type config struct {
 	RetentionDaysSet    bool // given by flag or env, so it overrides the saved setting
 	DownloadConcurrency int
 	LogLevel            slog.Level
+	TrustedProxies      []netip.Prefix
+	AllowedHosts        []string
 }
 
 // option is one setting: a flag and an environment variable, the flag wins.
@@ -49,6 +54,8 @@ var options = []option{
 	{"retention-days", "ACTIVITY_RETENTION_DAYS", strconv.Itoa(model.DefaultRetentionDays), fmt.Sprintf("activity older than this many days is deleted (%d-%d); when given, it replaces the saved setting", model.MinRetentionDays, model.MaxRetentionDays)},
 	{"download-concurrency", "DOWNLOAD_CONCURRENCY", "1", "presets installed at the same time (1-8)"},
 	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs (or addresses) whose X-Forwarded-For and X-Forwarded-Host are believed; from anyone else they are ignored"},
+	{"allowed-hosts", "DASHBOARD_ALLOWED_HOSTS", "", "more Host names the dashboard answers to, comma-separated (*.example.com for every subdomain); localhost, IP addresses, names without dots, this machine's hostname and *.proxy.runpod.net always work"},
 }
 
 // errHelp means --help was asked for; usage has been printed.
@@ -146,12 +153,44 @@ func loadConfig(args []string, env func(string) (string, bool), out io.Writer) (
 		}
 		c.DownloadConcurrency = n
 	}
+	if v, ok := get("trusted-proxies"); ok {
+		if c.TrustedProxies, err = server.ParsePrefixes(v); err != nil {
+			return config{}, fmt.Errorf("trusted-proxies: %w", err)
+		}
+	}
+	if v, ok := get("allowed-hosts"); ok {
+		for _, h := range strings.Split(v, ",") {
+			h = strings.ToLower(strings.TrimSpace(h))
+			if h == "" {
+				continue
+			}
+			if !validHostPattern(h) {
+				return config{}, fmt.Errorf("allowed-hosts: %q is not a host name (like dash.example.com or *.example.com, without scheme, port or path)", h)
+			}
+			c.AllowedHosts = append(c.AllowedHosts, h)
+		}
+	}
 	if v, ok := get("log-level"); ok {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return config{}, fmt.Errorf("log-level must be debug, info, warn or error, not %q", v)
 		}
 	}
 	return c, nil
+}
+
+// validHostPattern accepts a host name, optionally with a leading "*." for
+// every name under it.
+func validHostPattern(h string) bool {
+	h = strings.TrimPrefix(h, "*.")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_') {
+			return false
+		}
+	}
+	return !strings.HasPrefix(h, ".") && !strings.Contains(h, "..")
 }
 
 // lookup treats a variable set to "" as set only where empty has a meaning

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,12 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 		{"explicit paths", []string{"--workspace", ws, "--db", "/tmp/x.db", "--presets", "/tmp/p.yaml", "--models", "/tmp/m"}, nil, func(c config) string {
 			if c.DB != "/tmp/x.db" || c.Presets != "/tmp/p.yaml" || c.Models != "/tmp/m" {
 				return "paths not applied"
+			}
+			return ""
+		}},
+		{"hosts and proxies", []string{"--workspace", ws, "--allowed-hosts", "Dash.Example.com, *.corp.example"}, map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7, ::1", "DASHBOARD_ALLOWED_HOSTS": "ignored.example"}, func(c config) string {
+			if fmt.Sprint(c.AllowedHosts) != "[dash.example.com *.corp.example]" || fmt.Sprint(c.TrustedProxies) != "[10.0.0.0/8 192.168.1.7/32 ::1/128]" {
+				return "hosts or proxies not applied"
 			}
 			return ""
 		}},
@@ -90,6 +97,10 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"--hf-endpoint", "ftp://x"},
 		{"--comfyui-url", "not a url"},
 		{"--log-level", "loud"},
+		{"--trusted-proxies", "10.0.0.0/33"},
+		{"--trusted-proxies", "proxy.internal"},
+		{"--allowed-hosts", "https://dash.example.com"},
+		{"--allowed-hosts", "dash.example.com:8082"},
 		{"--nope"},
 		{"extra"},
 	} {

@@ -146,9 +146,14 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	if err != nil {
 		return err
 	}
+	hostname, err := os.Hostname()
+	if err != nil {
+		log.Warn("hostname unknown; requests must use another of the dashboard's names", "err", err)
+	}
 	srv := server.New(server.Config{
 		Version: version, Store: store, Hub: hub, Activity: acts, Settings: sets,
 		Downloads: dl, Logger: log, UI: ui.Handler(ui.Limits{MinRetentionDays: model.MinRetentionDays, MaxRetentionDays: model.MaxRetentionDays}), Password: cfg.Password, SessionKey: sessionKey,
+		Hostname: hostname, AllowedHosts: cfg.AllowedHosts, TrustedProxies: cfg.TrustedProxies,
 	})
 
 	// 5. Serve.

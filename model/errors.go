@@ -27,6 +27,7 @@ const (
 	CodeUnauthorized    Code = "unauthorized"
 	CodeWrongPassword   Code = "wrong_password"
 	CodeTooManyAttempts Code = "too_many_attempts"
+	CodeUnknownHost     Code = "unknown_host" // Host is none of the dashboard's names (DNS rebinding)
 
 	CodeInvalidSetting  Code = "invalid_setting"
 	CodeInvalidToken    Code = "invalid_token"

@@ -31,6 +31,8 @@ var statusOf = map[model.Code]int{
 	model.CodeNotFound: http.StatusNotFound,
 	model.CodeMethod:   http.StatusMethodNotAllowed,
 
+	model.CodeUnknownHost: http.StatusMisdirectedRequest,
+
 	model.CodeAlreadyQueued:    http.StatusConflict,
 	model.CodeAlreadyInstalled: http.StatusConflict,
 	model.CodeAlreadyFinished:  http.StatusConflict,

@@ -13,6 +13,7 @@ func (s *Server) routes() {
 	a := s.app
 	a.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	a.Use(s.logRequests)
+	a.Use(s.checkHost)
 	a.Use(securityHeaders)
 	a.Use(s.crossSite)
 	a.Use(s.requireLogin)

@@ -28,6 +28,7 @@ import (
 	"dashboard/realtime"
 	"dashboard/server"
 	"dashboard/settings"
+	"dashboard/ui"
 )
 
 // goodToken is what the fake HuggingFace accepts.
@@ -134,6 +135,10 @@ type options struct {
 	presets    string // presets.yaml content; empty means no presets
 	modelsDir  string
 	logs       *syncBuffer
+	// Hosts and proxies.
+	hostname       string
+	allowedHosts   []string
+	trustedProxies string // comma-separated, as TRUSTED_PROXIES
 }
 
 func start(t testing.TB, o options) *env {
@@ -172,7 +177,15 @@ func start(t testing.TB, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, Logger: log, Password: o.password, SessionKey: o.sessionKey})
+	proxies, err := server.ParsePrefixes(o.trustedProxies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{
+		Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, Logger: log,
+		Password: o.password, SessionKey: o.sessionKey, UI: ui.Handler(ui.Limits{MinRetentionDays: 1, MaxRetentionDays: 3650}),
+		Hostname: o.hostname, AllowedHosts: o.allowedHosts, TrustedProxies: proxies,
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -521,6 +534,43 @@ func TestShutdownSends1001(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("client not closed on shutdown")
 	}
+}
+
+// dialWS opens the WebSocket with hdr ("Host" sets the Host header) and
+// gives back the handshake's answer.
+func dialWS(e *env, hdr http.Header) (*websocket.Conn, *http.Response, error) {
+	conn, resp, err := websocket.DefaultDialer.Dial(strings.Replace(e.URL, "http", "ws", 1)+"/ws", hdr)
+	if conn != nil {
+		conn.Close()
+	}
+	return conn, resp, err
+}
+
+// decodeBody reads a JSON answer into out and closes it.
+func decodeBody(t *testing.T, resp *http.Response, out any) {
+	t.Helper()
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("answer is not JSON: %d %s", resp.StatusCode, raw)
+	}
+}
+
+// noRedirectGet fetches a page without following redirects.
+func noRedirectGet(u string, hdr map[string]string) (int, error) {
+	req, err := http.NewRequest("GET", u, nil)
+	if err != nil {
+		return 0, err
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := noRedirect().Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
