@@ -45,6 +45,7 @@ var (
 	_ activity.Store       = (*db.Store)(nil)
 	_ comfyui.Recorder     = (*activity.Log)(nil)
 	_ downloader.History   = (*db.Store)(nil)
+	_ downloader.Ledger    = (*db.Store)(nil)
 	_ comfyui.PromptStore  = (*db.Store)(nil)
 	_ settings.Store       = (*db.Store)(nil)
 	_ server.KeyStore      = (*db.Store)(nil)
@@ -128,7 +129,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 
 	dl, err := downloader.New(downloader.Config{
 		PresetsFile: cfg.Presets, ModelsDir: cfg.Models, HFEndpoint: cfg.HFEndpoint,
-		Token: sets.Token, History: store, Recorder: acts, Publisher: hub,
+		Token: sets.Token, History: store, Files: store, Recorder: acts, Publisher: hub,
 		Logger: log, Now: h.Now, Concurrency: cfg.DownloadConcurrency,
 	})
 	if err != nil {

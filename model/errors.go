@@ -36,6 +36,7 @@ const (
 
 	CodeAlreadyQueued    Code = "already_queued"
 	CodeAlreadyInstalled Code = "already_installed"
+	CodePathConflict     Code = "path_conflict" // another preset's different file is at one of the preset's paths
 	CodeAlreadyFinished  Code = "already_finished"
 	CodeNotRetryable     Code = "not_retryable"
 )

@@ -35,6 +35,7 @@ var statusOf = map[model.Code]int{
 
 	model.CodeAlreadyQueued:    http.StatusConflict,
 	model.CodeAlreadyInstalled: http.StatusConflict,
+	model.CodePathConflict:     http.StatusConflict,
 	model.CodeAlreadyFinished:  http.StatusConflict,
 	model.CodeNotRetryable:     http.StatusConflict,
 

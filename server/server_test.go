@@ -135,6 +135,7 @@ type options struct {
 	presets    string // presets.yaml content; empty means no presets
 	modelsDir  string
 	logs       *syncBuffer
+	dataDir    string // holds dashboard.db; a new one per start when empty
 	// Hosts and proxies.
 	hostname       string
 	allowedHosts   []string
@@ -143,7 +144,10 @@ type options struct {
 
 func start(t testing.TB, o options) *env {
 	t.Helper()
-	dir := t.TempDir()
+	dir := o.dataDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	logs := o.logs
 	if logs == nil {
 		logs = &syncBuffer{}
@@ -172,7 +176,7 @@ func start(t testing.TB, o options) *env {
 	}
 	dl, err := downloader.New(downloader.Config{
 		PresetsFile: presets, ModelsDir: o.modelsDir, HFEndpoint: o.hfEndpoint, RetryBase: 10 * time.Millisecond,
-		Token: sets.Token, History: store, Recorder: acts, Publisher: hub, Logger: log,
+		Token: sets.Token, History: store, Files: store, Recorder: acts, Publisher: hub, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
