@@ -82,8 +82,12 @@ type hooks struct {
 	Ready func(addr string)
 }
 
-// shutdownTimeout bounds the whole ordered shutdown.
-const shutdownTimeout = 8 * time.Second
+// shutdownTimeout bounds the whole ordered shutdown; hubCloseTimeout is the
+// WebSocket clients' part of it.
+const (
+	shutdownTimeout = 8 * time.Second
+	hubCloseTimeout = 2 * time.Second
+)
 
 // run starts the dashboard and returns when ctx is done and everything has
 // stopped, or when it cannot start.
@@ -199,7 +203,11 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	ln.Close()
-	hub.Close()
+	// A client that stopped reading must not hold the shutdown past its
+	// budget: the hub drops whoever is left after hubCloseTimeout.
+	hctx, hcancel := context.WithTimeout(sctx, hubCloseTimeout)
+	hub.Close(hctx)
+	hcancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn("http shutdown", "err", err)
 	}

@@ -2,6 +2,7 @@ package realtime_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -71,7 +72,7 @@ func startHTTP(t testing.TB, hub *realtime.Hub, snapshot func() (any, error)) *s
 	ts := httptest.NewServer(mux)
 	s.url = "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
 	t.Cleanup(func() {
-		hub.Close()
+		hub.Close(context.Background())
 		ts.Close()
 	})
 	return s
@@ -101,7 +102,7 @@ func startFiber(t testing.TB, hub *realtime.Hub, snapshot func() (any, error)) *
 	}()
 	s.url = "ws://" + ln.Addr().String() + "/ws"
 	t.Cleanup(func() {
-		hub.Close()
+		hub.Close(context.Background())
 		if err := app.ShutdownWithTimeout(guard); err != nil {
 			t.Errorf("fiber shutdown: %v", err)
 		}

@@ -13,6 +13,7 @@
 package realtime
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -84,7 +85,10 @@ type Hub struct {
 	// concurrent publishers are serialised and every client sees the same order.
 	mu      sync.Mutex
 	clients map[*client]struct{}
-	closed  bool
+	// live holds every client whose Serve has not returned, including those
+	// dropped from clients (too slow) that are still being closed.
+	live   map[*client]struct{}
+	closed bool
 
 	// serving counts Serve calls that registered a client, so Close can wait for them.
 	serving sync.WaitGroup
@@ -100,6 +104,7 @@ func New(opts Options) *Hub {
 		writeWait:    opts.WriteWait,
 		readLimit:    opts.ReadLimit,
 		clients:      make(map[*client]struct{}),
+		live:         make(map[*client]struct{}),
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -176,16 +181,41 @@ func (h *Hub) Clients() int {
 }
 
 // Close sends close code 1001 to every client and waits until every Serve call
-// has returned. Serve calls made after Close close their connection at once.
+// has returned, or until ctx is done: then it closes the connections of the
+// clients still being served (a client that stopped reading leaves its writer
+// blocked in a write until the write deadline, longer than any shutdown
+// budget), which makes their Serve calls return, and returns without waiting
+// for them. Serve calls made after Close close their connection at once.
 // Close is safe to call more than once.
-func (h *Hub) Close() {
+func (h *Hub) Close(ctx context.Context) {
 	h.mu.Lock()
 	h.closed = true
 	for c := range h.clients {
 		c.stop(closeGoingAway, reasonShutdown)
 	}
 	h.mu.Unlock()
-	h.serving.Wait()
+
+	done := make(chan struct{})
+	go func() {
+		h.serving.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	stuck := len(h.live)
+	for c := range h.live {
+		// Safe while c is live: its Serve has not returned, so the
+		// connection is still its own.
+		abort(c.conn)
+	}
+	h.mu.Unlock()
+	if stuck > 0 {
+		h.log.Warn("closed clients still being served at the shutdown deadline", "clients", stuck)
+	}
 }
 
 // Serve runs one client for the whole life of its connection and must be called
@@ -265,6 +295,7 @@ func (h *Hub) register(conn Conn) (*client, bool) {
 		return nil, false
 	}
 	h.clients[c] = struct{}{}
+	h.live[c] = struct{}{}
 	h.serving.Add(1)
 	return c, true
 }
@@ -274,8 +305,25 @@ func (h *Hub) register(conn Conn) (*client, bool) {
 func (h *Hub) unregister(c *client) {
 	h.mu.Lock()
 	delete(h.clients, c)
+	delete(h.live, c)
 	h.mu.Unlock()
 	h.serving.Done()
+}
+
+// netConner is a connection that exposes its network connection, as
+// fasthttp/websocket's (and so Fiber's) does.
+type netConner interface{ NetConn() net.Conn }
+
+// abort ends conn now, even in the middle of a write: a deadline in the past
+// fails a blocked write at once, where closing does not (a connection
+// hijacked from fasthttp ignores Close until its handler returns).
+func abort(conn Conn) {
+	if nc, ok := conn.(netConner); ok {
+		if n := nc.NetConn(); n != nil {
+			_ = n.SetDeadline(time.Now())
+		}
+	}
+	_ = conn.Close()
 }
 
 // snapshotFrame calls snapshot and marshals its result as the snapshot frame.

@@ -204,7 +204,7 @@ func start(t testing.TB, o options) *env {
 	e.stop = func() {
 		once.Do(func() {
 			ln.Close()
-			hub.Close()
+			hub.Close(context.Background())
 			sctx, c := context.WithTimeout(ctx, 5*time.Second)
 			defer c()
 			srv.Shutdown(sctx)
