@@ -27,7 +27,8 @@ const (
 	CodeUnauthorized    Code = "unauthorized"
 	CodeWrongPassword   Code = "wrong_password"
 	CodeTooManyAttempts Code = "too_many_attempts"
-	CodeUnknownHost     Code = "unknown_host" // Host is none of the dashboard's names (DNS rebinding)
+	CodeUnknownHost     Code = "unknown_host"     // Host is none of the dashboard's names (DNS rebinding)
+	CodeTooManyClients  Code = "too_many_clients" // the WebSocket limits are reached
 
 	CodeInvalidSetting  Code = "invalid_setting"
 	CodeInvalidToken    Code = "invalid_token"

@@ -67,7 +67,7 @@ func startHTTP(t testing.TB, hub *realtime.Hub, snapshot func() (any, error)) *s
 		if err != nil {
 			return
 		}
-		s.served <- serveResult{hub.Serve(conn, snapshot)}
+		s.served <- serveResult{hub.Serve(conn, r.RemoteAddr, snapshot)}
 	})
 	ts := httptest.NewServer(mux)
 	s.url = "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
@@ -85,7 +85,8 @@ func startFiber(t testing.TB, hub *realtime.Hub, snapshot func() (any, error)) *
 	s := &server{hub: hub, served: make(chan serveResult, 64)}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/ws", contribws.New(func(c *contribws.Conn) {
-		err := hub.Serve(c, snapshot)
+		// ?from= stands in for the client's address in the limits test.
+		err := hub.Serve(c, c.Query("from", "127.0.0.1"), snapshot)
 		select {
 		case s.served <- serveResult{err}:
 		default: // the load test does not collect results

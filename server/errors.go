@@ -43,6 +43,7 @@ var statusOf = map[model.Code]int{
 	model.CodeUnsupportedType: http.StatusUnsupportedMediaType,
 	model.CodeUpgradeRequired: http.StatusUpgradeRequired,
 	model.CodeTooManyAttempts: http.StatusTooManyRequests,
+	model.CodeTooManyClients:  http.StatusServiceUnavailable,
 	model.CodeCancelled:       499, // the client went away; nginx's number for it
 	model.CodeInternal:        http.StatusInternalServerError,
 	model.CodeHFUnreachable:   http.StatusBadGateway,

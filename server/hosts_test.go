@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"dashboard/model"
+	"dashboard/realtime"
 )
 
 // A page on another site whose name was made to point at the pod (DNS
@@ -191,4 +192,25 @@ func TestUpperCasePathsDoNotSkipLogin(t *testing.T) {
 			t.Errorf("%s: %d %v", p, status, err)
 		}
 	}
+}
+
+// An address with its share of WebSocket connections gets 503 before the
+// upgrade; another address still connects.
+func TestWebSocketLimitPerAddress(t *testing.T) {
+	e := start(t, options{trustedProxies: "127.0.0.1", hub: realtime.Options{MaxClientsPerAddress: 2}})
+	from := func(a string) http.Header { return http.Header{"X-Forwarded-For": {a}} }
+	e.dial(t, from("203.0.113.1")).next(t, "snapshot", 2*time.Second)
+	e.dial(t, from("203.0.113.1")).next(t, "snapshot", 2*time.Second)
+	_, resp, err := dialWS(e, from("203.0.113.1"))
+	if err == nil || resp == nil || resp.StatusCode != 503 {
+		t.Fatalf("a third connection from one address: %v %v", err, resp)
+	}
+	var env struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	decodeBody(t, resp, &env)
+	if env.Error.Code != "too_many_clients" || !strings.Contains(env.Error.Message, "2 live connections") {
+		t.Fatalf("refusal: %+v", env)
+	}
+	e.dial(t, from("203.0.113.2")).next(t, "snapshot", 2*time.Second)
 }

@@ -140,6 +140,7 @@ type options struct {
 	hostname       string
 	allowedHosts   []string
 	trustedProxies string // comma-separated, as TRUSTED_PROXIES
+	hub            realtime.Options
 }
 
 func start(t testing.TB, o options) *env {
@@ -161,7 +162,8 @@ func start(t testing.TB, o options) *env {
 	if o.hfEndpoint == "" {
 		o.hfEndpoint = fakeHF(t).URL
 	}
-	hub := realtime.New(realtime.Options{Logger: log})
+	o.hub.Logger = log
+	hub := realtime.New(o.hub)
 	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: o.envToken, HFEndpoint: o.hfEndpoint})
 	acts := activity.New(activity.Config{Store: store, Publisher: hub, Logger: log, RetentionDays: sets.RetentionDays})
 	presets := filepath.Join(dir, "presets.yaml")
