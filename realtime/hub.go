@@ -258,6 +258,8 @@ func (h *Hub) Close(ctx context.Context) {
 	}
 	h.mu.Unlock()
 
+	// This goroutine ends when the last Serve does: at once, or soon after
+	// the deadline below cuts off whoever is left.
 	done := make(chan struct{})
 	go func() {
 		h.serving.Wait()
