@@ -1,20 +1,22 @@
 package main
 
 import (
-	"dashboard/db"
-	"dashboard/model"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"dashboard/db"
 	"dashboard/downloader"
+	"dashboard/model"
+	"dashboard/server"
 )
 
 // config is everything the dashboard is told at start.
@@ -37,6 +39,8 @@ type config struct {
 	NodeName            string // how this dashboard names itself to others sharing the volume
 	NodeNameReason      string // where the name came from, for the log
 	DBJournal           string // db.JournalAuto, db.JournalWAL or db.JournalDelete
+	TrustedProxies      []netip.Prefix
+	AllowedHosts        []string
 }
 
 // option is one setting: a flag and an environment variable, the flag wins.
@@ -61,6 +65,8 @@ var options = []option{
 	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"node-name", "DASHBOARD_NODE_NAME", "$RUNPOD_POD_ID, else the hostname", "how this dashboard names itself to other dashboards sharing the volume"},
 	{"db-journal", "DASHBOARD_DB_JOURNAL", db.JournalAuto, "auto (WAL on a local filesystem, the rollback journal on a network or FUSE one), wal or delete"},
+	{"trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs (or addresses) whose X-Forwarded-For and X-Forwarded-Host are believed; from anyone else they are ignored"},
+	{"allowed-hosts", "DASHBOARD_ALLOWED_HOSTS", "", "more Host names the dashboard answers to, comma-separated (*.example.com for every subdomain); localhost, IP addresses, names without dots, this machine's hostname and *.proxy.runpod.net always work"},
 }
 
 // errHelp means --help was asked for; usage has been printed.
@@ -167,6 +173,23 @@ func loadConfig(args []string, env func(string) (string, bool), out io.Writer) (
 		}
 		c.DownloadConnections = n
 	}
+	if v, ok := get("trusted-proxies"); ok {
+		if c.TrustedProxies, err = server.ParsePrefixes(v); err != nil {
+			return config{}, fmt.Errorf("trusted-proxies: %w", err)
+		}
+	}
+	if v, ok := get("allowed-hosts"); ok {
+		for _, h := range strings.Split(v, ",") {
+			h = strings.ToLower(strings.TrimSpace(h))
+			if h == "" {
+				continue
+			}
+			if !validHostPattern(h) {
+				return config{}, fmt.Errorf("allowed-hosts: %q is not a host name (like dash.example.com or *.example.com, without scheme, port or path)", h)
+			}
+			c.AllowedHosts = append(c.AllowedHosts, h)
+		}
+	}
 	if v, ok := get("log-level"); ok {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return config{}, fmt.Errorf("log-level must be debug, info, warn or error, not %q", v)
@@ -202,6 +225,21 @@ func nodeName(get func(string) (string, bool), env func(string) (string, bool)) 
 		return "", "", fmt.Errorf("no node name: set --node-name or DASHBOARD_NODE_NAME (the hostname is unknown: %v)", err)
 	}
 	return host, "the hostname", nil
+}
+
+// validHostPattern accepts a host name, optionally with a leading "*." for
+// every name under it.
+func validHostPattern(h string) bool {
+	h = strings.TrimPrefix(h, "*.")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_') {
+			return false
+		}
+	}
+	return !strings.HasPrefix(h, ".") && !strings.Contains(h, "..")
 }
 
 // lookup treats a variable set to "" as set only where empty has a meaning

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +66,12 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 			}
 			return ""
 		}},
+		{"hosts and proxies", []string{"--workspace", ws, "--allowed-hosts", "Dash.Example.com, *.corp.example"}, map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7, ::1", "DASHBOARD_ALLOWED_HOSTS": "ignored.example"}, func(c config) string {
+			if fmt.Sprint(c.AllowedHosts) != "[dash.example.com *.corp.example]" || fmt.Sprint(c.TrustedProxies) != "[10.0.0.0/8 192.168.1.7/32 ::1/128]" {
+				return "hosts or proxies not applied"
+			}
+			return ""
+		}},
 		{"empty COMFYUI_URL turns watching off", []string{"--workspace", ws}, map[string]string{"COMFYUI_URL": ""}, func(c config) string {
 			if c.ComfyUIURL != "" {
 				return "watcher not off"
@@ -114,6 +121,10 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"--db-journal", "memory"},
 		{"--node-name", " "},
 		{"--node-name", "a\nb"},
+		{"--trusted-proxies", "10.0.0.0/33"},
+		{"--trusted-proxies", "proxy.internal"},
+		{"--allowed-hosts", "https://dash.example.com"},
+		{"--allowed-hosts", "dash.example.com:8082"},
 		{"--nope"},
 		{"extra"},
 	} {

@@ -47,6 +47,7 @@ var (
 	_ activity.Store       = (*db.Store)(nil)
 	_ comfyui.Recorder     = (*activity.Log)(nil)
 	_ downloader.History   = (*db.Store)(nil)
+	_ downloader.Ledger    = (*db.Store)(nil)
 	_ comfyui.PromptStore  = (*db.Store)(nil)
 	_ settings.Store       = (*db.Store)(nil)
 	_ server.KeyStore      = (*db.Store)(nil)
@@ -83,8 +84,12 @@ type hooks struct {
 	Ready func(addr string)
 }
 
-// shutdownTimeout bounds the whole ordered shutdown.
-const shutdownTimeout = 8 * time.Second
+// shutdownTimeout bounds the whole ordered shutdown; hubCloseTimeout is the
+// WebSocket clients' part of it.
+const (
+	shutdownTimeout = 8 * time.Second
+	hubCloseTimeout = 2 * time.Second
+)
 
 // run starts the dashboard and returns when ctx is done and everything has
 // stopped, or when it cannot start.
@@ -141,7 +146,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 
 	dl, err := downloader.New(downloader.Config{
 		PresetsFile: cfg.Presets, ModelsDir: cfg.Models, HFEndpoint: cfg.HFEndpoint,
-		Token: sets.Token, History: store, Recorder: acts, Publisher: hub,
+		Token: sets.Token, History: store, Files: store, Recorder: acts, Publisher: hub,
 		Logger: log, Now: h.Now, Concurrency: cfg.DownloadConcurrency, Connections: cfg.DownloadConnections,
 	})
 	if err != nil {
@@ -203,10 +208,15 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	if err != nil {
 		return err
 	}
+	hostname, err := os.Hostname()
+	if err != nil {
+		log.Warn("hostname unknown; requests must use another of the dashboard's names", "err", err)
+	}
 	srv := server.New(server.Config{
 		Version: version, Store: store, Hub: hub, Activity: acts, Settings: sets,
 		Downloads: dl, Logger: log, UI: ui.Handler(ui.Limits{MinRetentionDays: model.MinRetentionDays, MaxRetentionDays: model.MaxRetentionDays}), Password: cfg.Password, SessionKey: sessionKey,
-		Mode: role.Mode,
+		Mode:     role.Mode,
+		Hostname: hostname, AllowedHosts: cfg.AllowedHosts, TrustedProxies: cfg.TrustedProxies,
 	})
 
 	// 5. Serve.
@@ -247,7 +257,11 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	ln.Close()
-	hub.Close()
+	// A client that stopped reading must not hold the shutdown past its
+	// budget: the hub drops whoever is left after hubCloseTimeout.
+	hctx, hcancel := context.WithTimeout(sctx, hubCloseTimeout)
+	hub.Close(hctx)
+	hcancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn("http shutdown", "err", err)
 	}

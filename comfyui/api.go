@@ -2,6 +2,8 @@ package comfyui
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,8 +24,25 @@ import (
 // sixth element of sensitive data; extra_data may hold API keys too, so it is
 // only ever searched for a workflow name, never logged or stored.
 type queueItem struct {
-	ID    string
+	ID    string // as promptID keeps it
+	Raw   string // as ComfyUI sent it, to ask /history/{id}
 	Extra json.RawMessage
+}
+
+// maxPromptID is the longest prompt id kept as it is. ComfyUI makes UUIDs,
+// but a client may choose its own id, of any length; one longer than an
+// activity's subtitle allows would be refused on every poll.
+const maxPromptID = 128
+
+// promptID is the id the watcher logs and stores for a prompt: raw itself,
+// or for a longer one its start and a hash of the whole, which is as unique
+// and the same on every poll.
+func promptID(raw string) string {
+	if len(raw) <= maxPromptID {
+		return raw
+	}
+	sum := sha256.Sum256([]byte(raw))
+	return truncate(raw, 64) + hex.EncodeToString(sum[:8])
 }
 
 type queueState struct {
@@ -70,7 +89,7 @@ func parseQueueItem(b json.RawMessage) (queueItem, error) {
 	if err := json.Unmarshal(parts[1], &id); err != nil || id == "" {
 		return queueItem{}, errors.New("queue item: prompt id is not a string")
 	}
-	item := queueItem{ID: id}
+	item := queueItem{ID: promptID(id), Raw: id}
 	if len(parts) > 3 {
 		item.Extra = parts[3]
 	}
@@ -123,7 +142,8 @@ func parseHistory(body []byte) (entries []historyEntry, present map[string]bool,
 		return nil, nil, err
 	}
 	present = make(map[string]bool, len(raw))
-	for id, b := range raw {
+	for rawID, b := range raw {
+		id := promptID(rawID)
 		present[id] = true
 		e, err := parseHistoryEntry(id, b)
 		if err != nil {

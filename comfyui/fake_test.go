@@ -33,6 +33,7 @@ type fakeComfy struct {
 	mode      string     // "" answers properly; see answer() and handleHistory
 	noWS      bool
 	queueHits int
+	histBytes int // bytes of /history and /history/{id} answers
 	wsConns   int
 	wsLive    map[chan struct{}]bool
 	number    int
@@ -314,7 +315,26 @@ func (f *fakeComfy) handleHistory(w http.ResponseWriter, r *http.Request) {
 			out[it.id] = it.entry
 		}
 	}
-	writeJSON(w, out)
+	f.writeHistory(w, out)
+}
+
+// writeHistory answers with a history dict and counts its bytes.
+func (f *fakeComfy) writeHistory(w http.ResponseWriter, out map[string]any) {
+	b, err := json.Marshal(out)
+	if err != nil {
+		f.t.Errorf("encode history: %v", err)
+		return
+	}
+	f.histBytes += len(b)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+// historyBytes is how many bytes of history the fake has served.
+func (f *fakeComfy) historyBytes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.histBytes
 }
 
 func (f *fakeComfy) handleHistoryItem(w http.ResponseWriter, r *http.Request) {
@@ -329,7 +349,7 @@ func (f *fakeComfy) handleHistoryItem(w http.ResponseWriter, r *http.Request) {
 			out[it.id] = it.entry
 		}
 	}
-	writeJSON(w, out)
+	f.writeHistory(w, out)
 }
 
 func (f *fakeComfy) handleWS(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,8 @@
 // what it produced) or failed, and ComfyUI itself becoming unreachable.
 //
 // ComfyUI only tells the browser tab that queued a prompt about its progress,
-// so the watcher polls GET /queue and GET /history?max_items=N, and keeps a
+// so the watcher polls GET /queue and GET /history?max_items=1 (the newest
+// entry; more only when that one is new, see fetchHistory), and keeps a
 // WebSocket open only because every client gets "status" frames when the
 // queue changes: such a frame triggers an immediate poll. Without the
 // WebSocket everything still works, a poll interval later.
@@ -22,7 +23,9 @@
 // at "started".
 //
 // Subtitles name the workflow when the prompt carries a name, else the prompt
-// id. The stock ComfyUI front end sends no name (its extra_data holds only the
+// id. A prompt id longer than 128 bytes (ComfyUI makes UUIDs, but a client may
+// choose its own) is logged and stored as its first bytes and a hash of the
+// whole. The stock ComfyUI front end sends no name (its extra_data holds only the
 // graph under extra_pnginfo.workflow, plus Comfy.org credentials), so a name
 // comes only from scripts or other front ends; workflowName lists where it is
 // looked for. extra_data is never logged or stored, because of those
@@ -121,12 +124,16 @@ const (
 	// taken as lost after missing from more than missingPolls polls and for
 	// missingPolls poll intervals.
 	missingPolls = 3
-	// historyWindow is how many of the newest history entries a poll reads.
-	// Entries carry the whole graph, so it stays small; when all of them are
-	// new, more finished since the last poll than fit and the window grows up
-	// to maxHistoryWindow.
-	historyWindow    = 32
-	maxHistoryWindow = 512
+	// A poll reads only the newest history entry: entries carry the whole
+	// graph, often tens of kilobytes, and most polls find nothing new. When
+	// the newest is new, more may have finished since the last poll, and the
+	// window grows fourfold, up to maxHistoryWindow, until it reaches an
+	// entry already known. The first poll reads firstHistoryWindow entries
+	// to remember what finished before the dashboard was watching.
+	firstHistoryWindow = 32
+	maxHistoryWindow   = 512
+	// maxItemPath is the longest prompt id asked for as /history/{id}.
+	maxItemPath = 2048
 	// maxBody caps what is read from one ComfyUI answer.
 	maxBody = 64 << 20
 )
@@ -264,12 +271,16 @@ type state struct {
 	// settled holds ids in the last history window that are known to be
 	// logged (or deliberately not), so the store is asked about each id once.
 	settled map[string]bool
+	// present holds the ids in the last history window read: a newer window
+	// that reaches one of them has seen everything that finished since.
+	present map[string]bool
 	// forgotAt is when old prompts were last forgotten.
 	forgotAt time.Time
 }
 
 // tracked is a prompt whose start is in the store and whose end is not.
 type tracked struct {
+	raw          string // its id as ComfyUI knows it
 	name         string
 	seenAt       time.Time // when this Run first saw it running
 	missingSince time.Time // zero while ComfyUI still shows it
@@ -305,6 +316,7 @@ func (w *Watcher) pollOnce(ctx context.Context, st *state) {
 	if first {
 		st.contacted, st.firstContact = true, w.now()
 	}
+	st.present = present
 	w.handleHistory(ctx, st, hist, first)
 	w.handleQueue(ctx, st, q)
 	w.checkMissing(ctx, st, q, present)
@@ -383,7 +395,7 @@ func (w *Watcher) handleQueue(ctx context.Context, st *state, q queueState) {
 		if ok {
 			if status == model.ActivityStarted {
 				// Logged by an earlier run; follow it to its end.
-				st.running[it.ID] = &tracked{name: name, seenAt: w.now()}
+				st.running[it.ID] = &tracked{raw: it.Raw, name: name, seenAt: w.now()}
 			}
 			continue
 		}
@@ -392,7 +404,7 @@ func (w *Watcher) handleQueue(ctx context.Context, st *state, q queueState) {
 			continue // tried again next poll
 		}
 		w.remember(ctx, it.ID, model.ActivityStarted)
-		st.running[it.ID] = &tracked{name: name, seenAt: w.now()}
+		st.running[it.ID] = &tracked{raw: it.Raw, name: name, seenAt: w.now()}
 	}
 }
 
@@ -424,7 +436,7 @@ func (w *Watcher) checkMissing(ctx context.Context, st *state, q queueState, pre
 			continue
 		}
 		// It may only have fallen out of the history window.
-		entries, _, err := w.fetchHistoryItem(ctx, id)
+		entries, _, err := w.fetchHistoryItem(ctx, tr.raw)
 		if err != nil {
 			w.log.Debug("comfyui history item", "prompt_id", id, "err", err)
 			continue
@@ -492,7 +504,11 @@ func (w *Watcher) fetchQueue(ctx context.Context) (queueState, error) {
 // fetchHistory reads the newest history entries, widening the window while
 // every entry in it is new (more finished than the window holds).
 func (w *Watcher) fetchHistory(ctx context.Context, st *state) ([]historyEntry, map[string]bool, error) {
-	for n := historyWindow; ; n *= 4 {
+	n := 1
+	if !st.contacted {
+		n = firstHistoryWindow
+	}
+	for ; ; n = min(n*4, maxHistoryWindow) {
 		body, err := w.get(ctx, "history", url.Values{"max_items": {fmt.Sprint(n)}})
 		if err != nil {
 			return nil, nil, err
@@ -501,7 +517,7 @@ func (w *Watcher) fetchHistory(ctx context.Context, st *state) ([]historyEntry, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("read /history: %w", err)
 		}
-		if !st.contacted || len(present) < n || n >= maxHistoryWindow || overlaps(present, st.settled) {
+		if !st.contacted || len(present) < n || n >= maxHistoryWindow || overlaps(present, st.present) {
 			return entries, present, nil
 		}
 	}
@@ -517,13 +533,18 @@ func overlaps(a, b map[string]bool) bool {
 }
 
 func (w *Watcher) fetchHistoryItem(ctx context.Context, id string) ([]historyEntry, map[string]bool, error) {
+	if len(id) > maxItemPath {
+		// No server takes a path this long; such a prompt is found in the
+		// history window or not at all.
+		return nil, nil, nil
+	}
 	body, err := w.get(ctx, "history/"+url.PathEscape(id), nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	entries, present, err := parseHistory(body)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read /history/%s: %w", id, err)
+		return nil, nil, fmt.Errorf("read /history/%s: %w", promptID(id), err)
 	}
 	return entries, present, nil
 }

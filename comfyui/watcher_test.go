@@ -369,8 +369,8 @@ func TestManyFinishedBetweenPolls(t *testing.T) {
 	rec, store := &recorder{}, newPromptStore()
 	f.finish("before", map[string]any{}, nil, successStatus(msNow()-10, msNow()-5))
 	startWatcher(t, Config{URL: f.url(), Recorder: rec, Prompts: store, PollInterval: 200 * time.Millisecond})
-	waitPolls(t, f, 2)      // the first poll is over
-	n := historyWindow + 20 // more than one history window, all at once
+	waitPolls(t, f, 2)           // the first poll is over
+	n := firstHistoryWindow + 20 // more than several history windows, all at once
 	now := msNow()
 	f.mu.Lock()
 	for i := range n {

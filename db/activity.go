@@ -67,7 +67,9 @@ func (s *Store) InsertActivity(ctx context.Context, a model.Activity) (model.Act
 }
 
 // The list query is assembled from these fixed pieces; only the filters
-// present are added, so SQLite can use idx_activity_type or the rowid range.
+// present are added. Every filter the API offers has an index ending in the
+// rowid (idx_activity_type, idx_activity_status, idx_activity_type_status),
+// so a page walks just its rows, newest first, however few rows match.
 const (
 	sqlListActivity       = `SELECT id, type, status, title, subtitle, details, created_at FROM activity`
 	sqlListActivityType   = `type = ?`
@@ -78,27 +80,7 @@ const (
 
 // ListActivity returns activity newest first (id DESC), filtered by f.
 func (s *Store) ListActivity(ctx context.Context, f model.ActivityFilter) ([]model.Activity, error) {
-	var where []string
-	var args []any
-	if f.Type != "" {
-		where = append(where, sqlListActivityType)
-		args = append(args, f.Type)
-	}
-	if f.Status != "" {
-		where = append(where, sqlListActivityStatus)
-		args = append(args, f.Status)
-	}
-	if f.Before > 0 {
-		where = append(where, sqlListActivityBefore)
-		args = append(args, f.Before)
-	}
-	q := sqlListActivity
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += sqlListActivityOrder
-	args = append(args, listLimit(f.Limit))
-
+	q, args := listActivityQuery(f)
 	db, done := s.reader()
 	defer done()
 	rows, err := db.QueryContext(ctx, q, args...)
@@ -124,6 +106,30 @@ func (s *Store) ListActivity(ctx context.Context, f model.ActivityFilter) ([]mod
 		return nil, fmt.Errorf("list activity: %w", err)
 	}
 	return out, nil
+}
+
+// listActivityQuery is the query ListActivity runs for f, and its arguments.
+func listActivityQuery(f model.ActivityFilter) (string, []any) {
+	var where []string
+	var args []any
+	if f.Type != "" {
+		where = append(where, sqlListActivityType)
+		args = append(args, f.Type)
+	}
+	if f.Status != "" {
+		where = append(where, sqlListActivityStatus)
+		args = append(args, f.Status)
+	}
+	if f.Before > 0 {
+		where = append(where, sqlListActivityBefore)
+		args = append(args, f.Before)
+	}
+	q := sqlListActivity
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += sqlListActivityOrder
+	return q, append(args, listLimit(f.Limit))
 }
 
 const sqlClearActivity = `DELETE FROM activity`

@@ -5,6 +5,7 @@ import (
 	"dashboard/model"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,8 +52,12 @@ func TestOpenCreatesSchemaAndDefaults(t *testing.T) {
 			t.Errorf("index %s missing", idx)
 		}
 	}
-	if v := queryString(t, s.cur.db, `PRAGMA user_version`); v != "2" {
-		t.Errorf("user_version = %s, want 2", v)
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := queryString(t, s.cur.db, `PRAGMA user_version`); v != fmt.Sprint(len(ms)) {
+		t.Errorf("user_version = %s, want %d", v, len(ms))
 	}
 	got, err := s.Settings(ctx)
 	if err != nil {
@@ -68,8 +73,13 @@ func TestOpenCreatesSchemaAndDefaults(t *testing.T) {
 
 func TestLoadMigrationsRejectsGaps(t *testing.T) {
 	ms, err := loadMigrations(migrationFiles)
-	if err != nil || len(ms) != 2 || ms[0].version != 1 || ms[1].version != 2 {
+	if err != nil || len(ms) < 3 {
 		t.Fatalf("embedded migrations = %v, %v", ms, err)
+	}
+	for i, m := range ms {
+		if m.version != i+1 {
+			t.Fatalf("migration %s has version %d, want %d", m.name, m.version, i+1)
+		}
 	}
 	dir := filepath.Join(t.TempDir(), "m")
 	if err := os.MkdirAll(filepath.Join(dir, "migrations"), 0o755); err != nil {
@@ -136,8 +146,12 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if _, err := rawDB(t, path, time.Second).Exec(`PRAGMA user_version = 99`); err != nil {
 		t.Fatal(err)
 	}
+	ms, lerr := loadMigrations(migrationFiles)
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
 	_, err = Open(ctx, path, Options{Logger: quietLogger()})
-	if err == nil || !strings.Contains(err.Error(), "schema version 99") || !strings.Contains(err.Error(), "only knows up to 2") {
+	if err == nil || !strings.Contains(err.Error(), "schema version 99") || !strings.Contains(err.Error(), fmt.Sprintf("only knows up to %d", len(ms))) {
 		t.Fatalf("err = %v, want a schema-version error", err)
 	}
 }

@@ -62,8 +62,11 @@ type Config struct {
 	// tests). The token is only ever sent to this host.
 	HFEndpoint string
 	// Token returns the current HuggingFace token, "" if none.
-	Token     func(ctx context.Context) string
-	History   History
+	Token   func(ctx context.Context) string
+	History History
+	// Files remembers which file is in place on a path presets share;
+	// nil keeps that in memory only, for the life of the Manager.
+	Files     Ledger
 	Recorder  Recorder
 	Publisher Publisher
 	Logger    *slog.Logger
@@ -107,6 +110,9 @@ type Manager struct {
 	mu        sync.Mutex
 	presets   map[string]Preset
 	loadErr   string
+	warnings  []string                   // about presets.yaml, for PresetList
+	conflicts map[string][]sharer        // paths presets write with different files
+	owners    map[string]model.ModelFile // whose file is in place, on those paths
 	fileStamp fileStamp
 	downloads []*download     // every download since start, oldest first
 	queue     []*download     // waiting for a worker, in order asked
@@ -173,18 +179,20 @@ func New(cfg Config) (*Manager, error) {
 		base = defaultClient()
 	}
 	m := &Manager{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		endpoint: ep,
-		client:   ep.guardedClient(base),
-		headCli:  noRedirectClient(base),
-		events:   newEventQueue(),
-		paths:    newPathLocks(),
-		space:    &spaceBook{dir: cfg.ModelsDir, free: cfg.FreeSpace, log: cfg.Logger, held: map[int64]int64{}},
-		bufs:     newBufPool(),
-		presets:  map[string]Preset{},
-		reserved: map[string]bool{},
-		wake:     make(chan struct{}, 1),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		endpoint:  ep,
+		client:    ep.guardedClient(base),
+		headCli:   noRedirectClient(base),
+		events:    newEventQueue(),
+		paths:     newPathLocks(),
+		space:     &spaceBook{dir: cfg.ModelsDir, free: cfg.FreeSpace, log: cfg.Logger, held: map[int64]int64{}},
+		bufs:      newBufPool(),
+		presets:   map[string]Preset{},
+		conflicts: map[string][]sharer{},
+		owners:    map[string]model.ModelFile{},
+		reserved:  map[string]bool{},
+		wake:      make(chan struct{}, 1),
 	}
 	if _, err := os.Stat(cfg.PresetsFile); errors.Is(err, os.ErrNotExist) {
 		if err := writeDefaultPresets(cfg.PresetsFile); err != nil {
@@ -192,6 +200,9 @@ func New(cfg Config) (*Manager, error) {
 		}
 		m.log.Info("wrote default presets file", "path", cfg.PresetsFile)
 	}
+	lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	m.loadOwners(lctx)
+	cancel()
 	m.reloadPresets()
 	return m, nil
 }
@@ -248,12 +259,16 @@ func (m *Manager) Run(ctx context.Context) error {
 type PresetList struct {
 	Presets []Preset `json:"presets"`
 	Error   *string  `json:"error"` // why presets.yaml could not be (fully) used
+	// Warnings are sentences about presets.yaml that do not stop it loading.
+	Warnings []string `json:"warnings"`
 }
 
 // PresetList returns every preset with its install state and the file's problem.
 func (m *Manager) PresetList() PresetList {
 	ps, loadErr := m.Presets()
-	l := PresetList{Presets: ps}
+	m.mu.Lock()
+	l := PresetList{Presets: ps, Warnings: append([]string{}, m.warnings...)}
+	m.mu.Unlock()
 	if loadErr != "" {
 		l.Error = &loadErr
 	}
@@ -349,13 +364,20 @@ func (m *Manager) withState(p Preset, active map[string]string) Preset {
 
 // installed says whether f's final file is in place. Human sizes are rough,
 // so only an exact byte count is compared; the final path only ever holds
-// complete files, so existing is enough otherwise.
+// complete files, so existing is enough otherwise. On a path presets write
+// with different files (different sha256), the file must also be f's own.
 func (m *Manager) installed(f PresetFile) bool {
 	st, err := os.Stat(m.finalPath(f))
 	if err != nil || !st.Mode().IsRegular() {
 		return false
 	}
-	return !f.exact || st.Size() == f.SizeBytes
+	if f.exact && st.Size() != f.SizeBytes {
+		return false
+	}
+	if f.sha256 == "" || !m.conflicted(f.Path) {
+		return true
+	}
+	return m.owned(f, st)
 }
 
 func (m *Manager) finalPath(f PresetFile) string {
@@ -427,8 +449,10 @@ func (m *Manager) reloadPresets() {
 		m.mu.Unlock()
 		return
 	}
-	for _, w := range res.warnings {
-		m.log.Warn("preset url rewritten", "path", m.cfg.PresetsFile, "detail", w)
+	conflicts, shared := sharedPaths(res.presets)
+	warnings := append(res.warnings, shared...)
+	for _, w := range warnings {
+		m.log.Warn("presets file warning", "path", m.cfg.PresetsFile, "detail", w)
 	}
 	for _, p := range res.problems {
 		m.log.Error("preset refused", "path", m.cfg.PresetsFile, "detail", p)
@@ -436,6 +460,7 @@ func (m *Manager) reloadPresets() {
 	m.mu.Lock()
 	m.presets, m.fileStamp = res.presets, stamp
 	m.loadErr = strings.Join(res.problems, "; ")
+	m.warnings, m.conflicts = warnings, conflicts
 	m.mu.Unlock()
 	m.log.Info("presets loaded", "path", m.cfg.PresetsFile, "presets", len(res.presets), "refused", len(res.problems))
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -109,6 +110,10 @@ func parsePresets(data []byte) (parseResult, error) {
 			res.problems = append(res.problems, fmt.Sprintf("line %d: preset with an empty id refused", key.Line))
 			continue
 		}
+		if why := badID(id); why != "" {
+			res.problems = append(res.problems, fmt.Sprintf("preset %q (line %d) refused: %s; rename it", id, key.Line, why))
+			continue
+		}
 		if first, dup := lines[id]; dup {
 			res.problems = append(res.problems, fmt.Sprintf("preset %s (line %d): defined again, the one at line %d is used", id, key.Line, first))
 			continue
@@ -123,6 +128,21 @@ func parsePresets(data []byte) (parseResult, error) {
 		res.presets[id] = p
 	}
 	return res, nil
+}
+
+// badID says why a preset id cannot be used, or returns "". Any other id
+// works end to end, spaces and '+' included: the pages escape it with
+// encodeURIComponent and the API unescapes it.
+func badID(id string) string {
+	if id == "." || id == ".." {
+		return "no URL can carry this id (every browser and HTTP client takes . and .. out of a path)"
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return "the id holds a control character (a line break or tab), which no URL or page can show"
+		}
+	}
+	return ""
 }
 
 func buildPreset(id string, node *yaml.Node) (Preset, []string, error) {

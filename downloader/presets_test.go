@@ -295,3 +295,36 @@ func TestDefaultPresetsParse(t *testing.T) {
 		}
 	}
 }
+
+// Ids are accepted as written, spaces and '+' included (the API unescapes
+// them), except those no URL can carry: "." and ".." are taken out of the
+// path by every browser and HTTP client, and control characters cannot be
+// typed or shown.
+func TestParsePresetsRefusesIDsNoURLCanCarry(t *testing.T) {
+	file := "\n    files:\n    - path: a/%d.bin\n      url: https://example.com/%d.bin\n"
+	var yml strings.Builder
+	yml.WriteString("presets:\n")
+	ids := []string{`"MY MODEL"`, `"SD+XL"`, `"."`, `".."`, `"LINE\nBREAK"`, `"TAB\tID"`}
+	for i, id := range ids {
+		yml.WriteString("  " + id + ":" + strings.ReplaceAll(file, "%d", string(rune('a'+i))))
+	}
+	res, err := parsePresets([]byte(yml.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := res.presets["MY MODEL"]; !ok {
+		t.Error("MY MODEL refused")
+	}
+	if _, ok := res.presets["SD+XL"]; !ok {
+		t.Error("SD+XL refused")
+	}
+	if len(res.presets) != 2 {
+		t.Errorf("kept %d presets, want 2: %v", len(res.presets), res.presets)
+	}
+	all := strings.Join(res.problems, "\n")
+	for _, want := range []string{`preset "." `, `preset ".." `, `"LINE\nBREAK"`, `"TAB\tID"`, "URL"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("problems lack %q:\n%s", want, all)
+		}
+	}
+}

@@ -156,6 +156,12 @@ func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 		m.mu.Unlock()
 		return Download{}, model.Errorf(model.CodeAlreadyQueued, "Preset %q is already queued or downloading.", id)
 	}
+	if other, path := m.conflictingActiveLocked(p); other != "" {
+		m.mu.Unlock()
+		return Download{}, model.Errorf(model.CodePathConflict,
+			"Preset %q cannot be installed: preset %q, being installed now, writes another file (another sha256) to %s. Give the presets different paths in presets.yaml to have both.",
+			id, other, path)
+	}
 	// Reserve the preset while the token probe and the history insert run
 	// without the lock, so two quick clicks queue it once.
 	m.reserved[id] = true
@@ -179,6 +185,9 @@ func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 	}
 	if len(missing) == 0 {
 		return Download{}, model.Errorf(model.CodeAlreadyInstalled, "Preset %q is already installed: every file is in place.", id)
+	}
+	if err := m.conflictInPlace(p, missing); err != nil {
+		return Download{}, err
 	}
 	if m.cfg.Token(ctx) == "" {
 		if p.Gated {
@@ -348,7 +357,7 @@ func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 func (m *Manager) worker(ctx context.Context) {
 	for {
 		if d, dctx := m.next(ctx); d != nil {
-			m.runDownload(dctx, d)
+			m.runDownload(ctx, dctx, d)
 			continue
 		}
 		select {
@@ -402,7 +411,8 @@ func (m *Manager) interruptQueued() {
 }
 
 // runDownload fetches the preset's missing files and records the outcome.
-func (m *Manager) runDownload(ctx context.Context, d *download) {
+// ctx is the download's own (a cancel ends it); runCtx ends only at shutdown.
+func (m *Manager) runDownload(runCtx, ctx context.Context, d *download) {
 	began := time.Now()
 	m.record(ctx, d.preset, model.ActivityStarted, "Downloading "+d.preset.Name, map[string]any{
 		"preset_id": d.preset.ID, "download_id": d.id, "files": d.filesTotal,
@@ -430,6 +440,11 @@ func (m *Manager) runDownload(ctx context.Context, d *download) {
 	if status == model.DownloadCancelled {
 		m.removeParts(d.preset)
 	}
+	// Before the end is announced, so the presets frame it causes shows
+	// whose file is in place on a path presets write with different files.
+	// Files that landed before a cancel are still checked; a shutdown
+	// does not wait for that.
+	m.recordFiles(runCtx, d.preset, status == model.DownloadCompleted)
 
 	m.mu.Lock()
 	now := m.cfg.Now().UTC()

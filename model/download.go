@@ -45,3 +45,14 @@ type DownloadRecord struct {
 	StartedAt      time.Time      `json:"started_at"`
 	CompletedAt    *time.Time     `json:"completed_at"`
 }
+
+// ModelFile is a file the dashboard put in place in the models folder and
+// the SHA-256 it was verified against. Size and ModTime are the file's when
+// it was recorded: a file that no longer has both was replaced since.
+type ModelFile struct {
+	Path     string // relative to the models folder, slash-separated
+	SHA256   string // lower-case hex
+	Size     int64
+	ModTime  time.Time
+	PresetID string // the preset it was installed for
+}

@@ -27,6 +27,8 @@ const (
 	CodeUnauthorized    Code = "unauthorized"
 	CodeWrongPassword   Code = "wrong_password"
 	CodeTooManyAttempts Code = "too_many_attempts"
+	CodeUnknownHost     Code = "unknown_host"     // Host is none of the dashboard's names (DNS rebinding)
+	CodeTooManyClients  Code = "too_many_clients" // the WebSocket limits are reached
 
 	CodeInvalidSetting  Code = "invalid_setting"
 	CodeInvalidToken    Code = "invalid_token"
@@ -35,6 +37,7 @@ const (
 
 	CodeAlreadyQueued    Code = "already_queued"
 	CodeAlreadyInstalled Code = "already_installed"
+	CodePathConflict     Code = "path_conflict" // another preset's different file is at one of the preset's paths
 	CodeAlreadyFinished  Code = "already_finished"
 	CodeNotRetryable     Code = "not_retryable"
 

@@ -2,6 +2,7 @@ package realtime_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -66,12 +67,12 @@ func startHTTP(t testing.TB, hub *realtime.Hub, snapshot func() (any, error)) *s
 		if err != nil {
 			return
 		}
-		s.served <- serveResult{hub.Serve(conn, snapshot)}
+		s.served <- serveResult{hub.Serve(conn, r.RemoteAddr, snapshot)}
 	})
 	ts := httptest.NewServer(mux)
 	s.url = "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
 	t.Cleanup(func() {
-		hub.Close()
+		hub.Close(context.Background())
 		ts.Close()
 	})
 	return s
@@ -84,7 +85,8 @@ func startFiber(t testing.TB, hub *realtime.Hub, snapshot func() (any, error)) *
 	s := &server{hub: hub, served: make(chan serveResult, 64)}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/ws", contribws.New(func(c *contribws.Conn) {
-		err := hub.Serve(c, snapshot)
+		// ?from= stands in for the client's address in the limits test.
+		err := hub.Serve(c, c.Query("from", "127.0.0.1"), snapshot)
 		select {
 		case s.served <- serveResult{err}:
 		default: // the load test does not collect results
@@ -101,7 +103,7 @@ func startFiber(t testing.TB, hub *realtime.Hub, snapshot func() (any, error)) *
 	}()
 	s.url = "ws://" + ln.Addr().String() + "/ws"
 	t.Cleanup(func() {
-		hub.Close()
+		hub.Close(context.Background())
 		if err := app.ShutdownWithTimeout(guard); err != nil {
 			t.Errorf("fiber shutdown: %v", err)
 		}

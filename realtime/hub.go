@@ -13,6 +13,7 @@
 package realtime
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -45,7 +46,22 @@ type Options struct {
 	PongWait     time.Duration // 0 → PingInterval + 10s (read deadline, extended by each pong/any frame)
 	WriteWait    time.Duration // 0 → 10s
 	ReadLimit    int64         // 0 → 4096 bytes (clients send nothing meaningful)
+	// MaxClients bounds the clients served at once; 0 → DefaultMaxClients.
+	MaxClients int
+	// MaxClientsPerAddress bounds those from one address (as the caller of
+	// Serve names it), so one machine cannot take every place; 0 →
+	// DefaultMaxClientsPerAddress.
+	MaxClientsPerAddress int
 }
+
+// The default limits. Behind a proxy that is not trusted every client has
+// the proxy's address, so the per-address limit is what such a dashboard
+// can hold: it leaves room for the 1,000-client load test from one address,
+// and still keeps three quarters of the places from any one address.
+const (
+	DefaultMaxClients           = 4096
+	DefaultMaxClientsPerAddress = 1024
+)
 
 // Message types and close codes from RFC 6455, declared here so the hub does not
 // depend on a WebSocket library.
@@ -66,6 +82,7 @@ const (
 	reasonTooSlow       = "client too slow, reconnect"
 	reasonPongTimeout   = "ping timeout"
 	reasonSnapshotError = "snapshot failed"
+	reasonTooMany       = "too many connections"
 )
 
 // Hub fans published events out to every connected client. It is safe for
@@ -77,6 +94,8 @@ type Hub struct {
 	pongWait     time.Duration
 	writeWait    time.Duration
 	readLimit    int64
+	maxClients   int
+	maxPerAddr   int
 
 	nextID atomic.Uint64
 
@@ -84,6 +103,10 @@ type Hub struct {
 	// concurrent publishers are serialised and every client sees the same order.
 	mu      sync.Mutex
 	clients map[*client]struct{}
+	// live holds every client whose Serve has not returned, including those
+	// dropped from clients (too slow) that are still being closed.
+	live    map[*client]struct{}
+	perAddr map[string]int // live clients by address
 	closed  bool
 
 	// serving counts Serve calls that registered a client, so Close can wait for them.
@@ -99,7 +122,17 @@ func New(opts Options) *Hub {
 		pongWait:     opts.PongWait,
 		writeWait:    opts.WriteWait,
 		readLimit:    opts.ReadLimit,
+		maxClients:   opts.MaxClients,
+		maxPerAddr:   opts.MaxClientsPerAddress,
 		clients:      make(map[*client]struct{}),
+		live:         make(map[*client]struct{}),
+		perAddr:      make(map[string]int),
+	}
+	if h.maxClients <= 0 {
+		h.maxClients = DefaultMaxClients
+	}
+	if h.maxPerAddr <= 0 {
+		h.maxPerAddr = DefaultMaxClientsPerAddress
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -168,6 +201,41 @@ func (h *Hub) Publish(typ string, data any) {
 	}
 }
 
+// LimitError says a client was refused because the hub is full.
+type LimitError struct {
+	PerAddress bool // the limit of one address, not the total
+	Limit      int
+}
+
+func (e *LimitError) Error() string {
+	if e.PerAddress {
+		return fmt.Sprintf("too many connections from one address (limit %d)", e.Limit)
+	}
+	return fmt.Sprintf("too many connections (limit %d)", e.Limit)
+}
+
+// Admit reports whether a client from this address would be served now, as
+// a *LimitError when it would not. Serve checks again: Admit only lets a
+// caller refuse before the WebSocket upgrade, with an HTTP answer.
+func (h *Hub) Admit(from string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.admitLocked(from)
+}
+
+func (h *Hub) admitLocked(from string) error {
+	if len(h.live) >= h.maxClients {
+		return &LimitError{Limit: h.maxClients}
+	}
+	if h.perAddr[from] >= h.maxPerAddr {
+		return &LimitError{PerAddress: true, Limit: h.maxPerAddr}
+	}
+	return nil
+}
+
+// Limits returns the most clients served at once, in all and per address.
+func (h *Hub) Limits() (total, perAddress int) { return h.maxClients, h.maxPerAddr }
+
 // Clients reports how many clients are registered for events.
 func (h *Hub) Clients() int {
 	h.mu.Lock()
@@ -176,16 +244,43 @@ func (h *Hub) Clients() int {
 }
 
 // Close sends close code 1001 to every client and waits until every Serve call
-// has returned. Serve calls made after Close close their connection at once.
+// has returned, or until ctx is done: then it closes the connections of the
+// clients still being served (a client that stopped reading leaves its writer
+// blocked in a write until the write deadline, longer than any shutdown
+// budget), which makes their Serve calls return, and returns without waiting
+// for them. Serve calls made after Close close their connection at once.
 // Close is safe to call more than once.
-func (h *Hub) Close() {
+func (h *Hub) Close(ctx context.Context) {
 	h.mu.Lock()
 	h.closed = true
 	for c := range h.clients {
 		c.stop(closeGoingAway, reasonShutdown)
 	}
 	h.mu.Unlock()
-	h.serving.Wait()
+
+	// This goroutine ends when the last Serve does: at once, or soon after
+	// the deadline below cuts off whoever is left.
+	done := make(chan struct{})
+	go func() {
+		h.serving.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	stuck := len(h.live)
+	for c := range h.live {
+		// Safe while c is live: its Serve has not returned, so the
+		// connection is still its own.
+		abort(c.conn)
+	}
+	h.mu.Unlock()
+	if stuck > 0 {
+		h.log.Warn("closed clients still being served at the shutdown deadline", "clients", stuck)
+	}
 }
 
 // Serve runs one client for the whole life of its connection and must be called
@@ -197,16 +292,27 @@ func (h *Hub) Close() {
 // meanwhile are held and sent right after the snapshot, so none is lost; a client
 // may therefore see an event whose effect is already in the snapshot.
 //
+// from names the client's address for MaxClientsPerAddress. A client beyond
+// the limits gets close code 1013 ("too many connections") and Serve returns a
+// *LimitError.
+//
 // Serve returns when the client leaves, is dropped, or the hub closes. It closes
 // conn before returning, and after it returns no goroutine touches conn. It
-// returns an error only when snapshot fails: the client then gets close code 1011
-// and the hub has already logged it, so callers may ignore the result.
-func (h *Hub) Serve(conn Conn, snapshot func() (any, error)) error {
-	c, ok := h.register(conn)
-	if !ok {
-		_ = conn.WriteControl(closeMessage, closeFrame(closeGoingAway, reasonShutdown), time.Now().Add(h.writeWait))
+// returns an error only when the client was refused or snapshot fails (close
+// code 1011); the hub has already logged either, so callers may ignore the
+// result.
+func (h *Hub) Serve(conn Conn, from string, snapshot func() (any, error)) error {
+	c, err := h.register(conn, from)
+	if err != nil {
+		code, reason := closeTryAgainLater, reasonTooMany
+		if errors.Is(err, errClosed) {
+			code, reason, err = closeGoingAway, reasonShutdown, nil
+		} else {
+			h.log.Warn("refused a client: too many connections", "from", from, "err", err)
+		}
+		_ = conn.WriteControl(closeMessage, closeFrame(code, reason), time.Now().Add(h.writeWait))
 		_ = conn.Close()
-		return nil
+		return err
 	}
 	// Deferred in this order so that conn is closed before Close can see this
 	// Serve as finished.
@@ -248,9 +354,13 @@ func (h *Hub) Serve(conn Conn, snapshot func() (any, error)) error {
 	return nil
 }
 
-// register adds a client for conn unless the hub is closed.
-func (h *Hub) register(conn Conn) (*client, bool) {
+// errClosed refuses a client because the hub is closed.
+var errClosed = errors.New("hub closed")
+
+// register adds a client for conn unless the hub is closed or full.
+func (h *Hub) register(conn Conn, from string) (*client, error) {
 	c := &client{
+		from:      from,
 		id:        h.nextID.Add(1),
 		conn:      conn,
 		send:      make(chan []byte, h.sendBuffer),
@@ -262,11 +372,16 @@ func (h *Hub) register(conn Conn) (*client, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, false
+		return nil, errClosed
+	}
+	if err := h.admitLocked(from); err != nil {
+		return nil, err
 	}
 	h.clients[c] = struct{}{}
+	h.live[c] = struct{}{}
+	h.perAddr[from]++
 	h.serving.Add(1)
-	return c, true
+	return c, nil
 }
 
 // unregister forgets c (Publish or Close may have done so already) and marks its
@@ -274,8 +389,28 @@ func (h *Hub) register(conn Conn) (*client, bool) {
 func (h *Hub) unregister(c *client) {
 	h.mu.Lock()
 	delete(h.clients, c)
+	delete(h.live, c)
+	if h.perAddr[c.from]--; h.perAddr[c.from] <= 0 {
+		delete(h.perAddr, c.from)
+	}
 	h.mu.Unlock()
 	h.serving.Done()
+}
+
+// netConner is a connection that exposes its network connection, as
+// fasthttp/websocket's (and so Fiber's) does.
+type netConner interface{ NetConn() net.Conn }
+
+// abort ends conn now, even in the middle of a write: a deadline in the past
+// fails a blocked write at once, where closing does not (a connection
+// hijacked from fasthttp ignores Close until its handler returns).
+func abort(conn Conn) {
+	if nc, ok := conn.(netConner); ok {
+		if n := nc.NetConn(); n != nil {
+			_ = n.SetDeadline(time.Now())
+		}
+	}
+	_ = conn.Close()
 }
 
 // snapshotFrame calls snapshot and marshals its result as the snapshot frame.
@@ -298,6 +433,7 @@ func snapshotFrame(snapshot func() (any, error)) ([]byte, error) {
 // writer goroutine and the hub.
 type client struct {
 	id        uint64
+	from      string // the address it counts against
 	conn      Conn
 	send      chan []byte
 	pingEvery time.Duration

@@ -1,6 +1,7 @@
 package realtime_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -266,7 +267,7 @@ func TestPingsAndPongTimeout(t *testing.T) {
 	if got := hub.Clients(); got != 1 {
 		t.Fatalf("Clients() = %d, want the live client only", got)
 	}
-	hub.Close()
+	hub.Close(context.Background())
 	wantClose(t, <-aliveErr, 1001, "server shutting down")
 }
 
@@ -320,7 +321,7 @@ func TestCloseSends1001AndLeavesNoGoroutines(t *testing.T) {
 					t.Fatalf("Clients() = %d, want %d", got, n)
 				}
 
-				hub.Close() // returns only once every Serve has returned
+				hub.Close(context.Background()) // returns only once every Serve has returned
 				for range n {
 					if err := waitServed(t, srv); err != nil {
 						t.Fatalf("Serve = %v, want nil", err)
@@ -333,7 +334,7 @@ func TestCloseSends1001AndLeavesNoGoroutines(t *testing.T) {
 					t.Fatalf("Clients() after Close = %d, want 0", got)
 				}
 				hub.Publish("download", seqEvent{Seq: 1}) // no one to send to; must not panic
-				hub.Close()                               // idempotent
+				hub.Close(context.Background())           // idempotent
 			})
 			checkNoGoroutineLeak(t, before)
 		})
@@ -350,7 +351,7 @@ func TestCloseDoesNotWaitForSilentClients(t *testing.T) {
 	}
 	closed := make(chan struct{})
 	go func() {
-		hub.Close()
+		hub.Close(context.Background())
 		close(closed)
 	}()
 	select {
@@ -371,7 +372,7 @@ func TestServeAfterCloseReturnsAtOnce(t *testing.T) {
 		t.Error("snapshot called after Close")
 		return nil, nil
 	})
-	hub.Close()
+	hub.Close(context.Background())
 
 	conn := dial(t, srv.url)
 	wantClose(t, readUntilClose(conn), 1001, "server shutting down")
@@ -400,7 +401,7 @@ func TestCloseWaitsForServe(t *testing.T) {
 	var closed atomic.Bool
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		hub.Close()
+		hub.Close(context.Background())
 		closed.Store(true)
 	})
 	// Close cannot finish while snapshot runs; give it a moment to try.

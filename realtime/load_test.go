@@ -10,6 +10,7 @@ package realtime_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -163,7 +164,7 @@ func TestLoad1000(t *testing.T) {
 		t.Errorf("%d clients connected after publishing, want %d (some were dropped)", got, n)
 	}
 	closeStart := time.Now()
-	hub.Close()
+	hub.Close(context.Background())
 	closeTime := time.Since(closeStart)
 
 	var res childResult
@@ -508,7 +509,7 @@ func BenchmarkHubFanout(b *testing.B) {
 				b.Fatalf("%d clients left of %d: the benchmark overran the send buffers", got, n)
 			}
 			b.ReportMetric(float64(seq)*float64(n)/elapsed.Seconds(), "frames/s")
-			hub.Close()
+			hub.Close(context.Background())
 			readers.Wait()
 		})
 	}

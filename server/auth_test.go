@@ -260,10 +260,10 @@ func TestBearerGuessesAreRateLimited(t *testing.T) {
 	}
 }
 
-// Behind the pod's proxy every request comes from one address: the client
-// the proxy names is locked out, not everyone.
+// Behind the pod's proxy every request comes from one address: when that
+// proxy is trusted, the client it names is locked out, not everyone.
 func TestLockoutIsPerClientBehindTheProxy(t *testing.T) {
-	e := start(t, options{password: password, sessionKey: key})
+	e := start(t, options{password: password, sessionKey: key, trustedProxies: "127.0.0.1, ::1"})
 	for i := 0; i < 5; i++ {
 		// A client cannot choose its key by adding entries in front.
 		xff := "10.9.9." + itoa(int64(i)) + ", 203.0.113.7"

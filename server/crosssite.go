@@ -18,7 +18,7 @@ func (s *Server) crossSite(c *fiber.Ctx) error {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
 		return c.Next()
 	}
-	if c.Get("Sec-Fetch-Site") == "cross-site" || !sameOrigin(c) {
+	if c.Get("Sec-Fetch-Site") == "cross-site" || !s.sameOrigin(c) {
 		s.log.Warn("refused a cross-site request", "method", c.Method(), "path", c.Path(), "origin", c.Get(fiber.HeaderOrigin))
 		return model.Errorf(model.CodeCrossSite, "Requests that change something must come from the dashboard's own pages.")
 	}
@@ -37,7 +37,7 @@ func (s *Server) checkOrigin(c *fiber.Ctx) error {
 	if !websocket.IsWebSocketUpgrade(c) {
 		return model.Errorf(model.CodeUpgradeRequired, "This is the dashboard's WebSocket: connect with a WebSocket client.")
 	}
-	if !sameOrigin(c) {
+	if !s.sameOrigin(c) {
 		s.log.Warn("refused websocket from another origin", "origin", c.Get(fiber.HeaderOrigin))
 		return model.Errorf(model.CodeForbiddenOrigin, "WebSocket connections are only accepted from the dashboard's own pages.")
 	}
@@ -45,8 +45,9 @@ func (s *Server) checkOrigin(c *fiber.Ctx) error {
 }
 
 // sameOrigin reports whether the request's Origin, when it has one, names the
-// host the request was sent to (directly or through the pod's proxy).
-func sameOrigin(c *fiber.Ctx) bool {
+// host the request was sent to (directly, or through a trusted proxy that
+// says so in X-Forwarded-Host).
+func (s *Server) sameOrigin(c *fiber.Ctx) bool {
 	origin := c.Get(fiber.HeaderOrigin)
 	if origin == "" {
 		return true
@@ -55,7 +56,11 @@ func sameOrigin(c *fiber.Ctx) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	for _, h := range []string{c.Get(fiber.HeaderHost), c.Get(fiber.HeaderXForwardedHost)} {
+	names := []string{c.Get(fiber.HeaderHost)}
+	if s.fromTrustedProxy(c) {
+		names = append(names, strings.TrimSpace(strings.Split(c.Get(fiber.HeaderXForwardedHost), ",")[0]))
+	}
+	for _, h := range names {
 		if h != "" && strings.EqualFold(hostWithPort(u.Host, u.Scheme), hostWithPort(h, u.Scheme)) {
 			return true
 		}

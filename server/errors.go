@@ -31,8 +31,11 @@ var statusOf = map[model.Code]int{
 	model.CodeNotFound: http.StatusNotFound,
 	model.CodeMethod:   http.StatusMethodNotAllowed,
 
+	model.CodeUnknownHost: http.StatusMisdirectedRequest,
+
 	model.CodeAlreadyQueued:    http.StatusConflict,
 	model.CodeAlreadyInstalled: http.StatusConflict,
+	model.CodePathConflict:     http.StatusConflict,
 	model.CodeAlreadyFinished:  http.StatusConflict,
 	model.CodeNotRetryable:     http.StatusConflict,
 	model.CodeReadOnly:         http.StatusConflict,
@@ -41,6 +44,7 @@ var statusOf = map[model.Code]int{
 	model.CodeUnsupportedType: http.StatusUnsupportedMediaType,
 	model.CodeUpgradeRequired: http.StatusUpgradeRequired,
 	model.CodeTooManyAttempts: http.StatusTooManyRequests,
+	model.CodeTooManyClients:  http.StatusServiceUnavailable,
 	model.CodeCancelled:       499, // the client went away; nginx's number for it
 	model.CodeInternal:        http.StatusInternalServerError,
 	model.CodeHFUnreachable:   http.StatusBadGateway,

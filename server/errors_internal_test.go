@@ -17,7 +17,9 @@ func TestPanicBecomesEnvelope(t *testing.T) {
 	var logs bytes.Buffer
 	s := New(Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	s.app.Get("/boom", func(c *fiber.Ctx) error { panic("kaboom") })
-	resp, err := s.app.Test(httptest.NewRequest("GET", "/boom", nil), -1)
+	req := httptest.NewRequest("GET", "/boom", nil)
+	req.Host = "localhost"
+	resp, err := s.app.Test(req, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

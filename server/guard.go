@@ -59,7 +59,7 @@ func (s *Server) requireLogin(c *fiber.Ctx) error {
 	}
 	if h := c.Get(fiber.HeaderAuthorization); strings.HasPrefix(h, "Bearer ") {
 		// A locked-out client gets no answer about any guess, right or wrong.
-		client := clientKey(c)
+		client := s.clientKey(c)
 		if locked, wait := s.guard.lockout.locked(client); locked {
 			return tooMany(c, wait)
 		}

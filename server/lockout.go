@@ -1,7 +1,7 @@
 package server
 
 import (
-	"strings"
+	"container/list"
 	"sync"
 	"time"
 
@@ -16,37 +16,46 @@ const (
 	maxFailures = 5
 	failWindow  = time.Minute
 	lockoutFor  = 5 * time.Minute
-	// maxClients bounds the table of failed attempts under a spray of addresses.
-	maxClients = 10000
+	// maxTracked bounds the table of failed attempts: a spray of addresses
+	// evicts the oldest entries instead of growing it, or slowing every
+	// login that has to look through it.
+	maxTracked = 10000
 )
 
 // lockout remembers wrong passwords per client and locks out those who
-// guess too often.
+// guess too often. It only ever refuses guesses: a session already signed
+// in is checked before it and never ends because of it.
 type lockout struct {
 	now func() time.Time
+	max int
 
-	mu       sync.Mutex
-	failures map[string]*failures
+	mu sync.Mutex
+	// byClient and order hold the same entries; order runs from the least
+	// to the most recently failed, so the oldest is evicted in O(1).
+	byClient map[string]*list.Element
+	order    *list.List
 }
 
 type failures struct {
-	count int
-	first time.Time
-	until time.Time
+	client string
+	count  int
+	first  time.Time
+	until  time.Time
 }
 
 func newLockout(now func() time.Time) *lockout {
-	return &lockout{now: now, failures: map[string]*failures{}}
+	return &lockout{now: now, max: maxTracked, byClient: map[string]*list.Element{}, order: list.New()}
 }
 
 // locked reports whether client must wait, and how long.
 func (l *lockout) locked(client string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f := l.failures[client]
-	if f == nil {
+	e := l.byClient[client]
+	if e == nil {
 		return false, 0
 	}
+	f := e.Value.(*failures)
 	if now := l.now(); now.Before(f.until) {
 		return true, f.until.Sub(now)
 	}
@@ -59,17 +68,21 @@ func (l *lockout) fail(client string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if len(l.failures) > maxClients {
-		for k, f := range l.failures {
-			if now.After(f.until) && now.Sub(f.first) > failWindow {
-				delete(l.failures, k)
-			}
+	var f *failures
+	if e := l.byClient[client]; e != nil {
+		f = e.Value.(*failures)
+		l.order.MoveToBack(e)
+	} else {
+		for l.order.Len() >= l.max {
+			oldest := l.order.Front()
+			delete(l.byClient, oldest.Value.(*failures).client)
+			l.order.Remove(oldest)
 		}
+		f = &failures{client: client, first: now}
+		l.byClient[client] = l.order.PushBack(f)
 	}
-	f := l.failures[client]
-	if f == nil || now.Sub(f.first) > failWindow {
-		f = &failures{first: now}
-		l.failures[client] = f
+	if now.Sub(f.first) > failWindow {
+		f.count, f.first = 0, now
 	}
 	f.count++
 	if f.count >= maxFailures {
@@ -83,8 +96,18 @@ func (l *lockout) fail(client string) bool {
 // succeed forgets client's wrong guesses.
 func (l *lockout) succeed(client string) {
 	l.mu.Lock()
-	delete(l.failures, client)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	if e := l.byClient[client]; e != nil {
+		delete(l.byClient, client)
+		l.order.Remove(e)
+	}
+}
+
+// tracked is how many clients the table holds.
+func (l *lockout) tracked() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.byClient)
 }
 
 // wrongPassword counts a wrong guess from client and logs it.
@@ -94,24 +117,6 @@ func (s *Server) wrongPassword(client, what string) {
 	} else {
 		s.log.Warn(what, "client", client)
 	}
-}
-
-// clientKey names the client for the wrong-password count. Behind the pod's
-// proxy every request comes from the proxy's address, so there the last
-// X-Forwarded-For entry (the one the proxy itself added, which a client
-// cannot forge) names the client; otherwise one stranger could lock the
-// owner out.
-func clientKey(c *fiber.Ctx) string {
-	peer := c.Context().RemoteIP()
-	xff := c.Get(fiber.HeaderXForwardedFor)
-	if xff == "" || peer == nil || !(peer.IsLoopback() || peer.IsPrivate()) {
-		return c.IP()
-	}
-	parts := strings.Split(xff, ",")
-	if last := strings.TrimSpace(parts[len(parts)-1]); last != "" {
-		return strings.Clone(last) // kept in the failure map after the request's buffers are reused
-	}
-	return c.IP()
 }
 
 func tooMany(c *fiber.Ctx, wait time.Duration) error {

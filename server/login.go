@@ -15,7 +15,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	if s.guard == nil {
 		return c.JSON(fiber.Map{"ok": true, "password_required": false})
 	}
-	client := clientKey(c)
+	client := s.clientKey(c)
 	if locked, wait := s.guard.lockout.locked(client); locked {
 		return tooMany(c, wait)
 	}
@@ -42,7 +42,7 @@ func (s *Server) handleLogout(c *fiber.Ctx) error {
 			return err
 		}
 		s.guard.sessions.rotate(key)
-		s.log.Info("logged out; every session ended", "client", clientKey(c))
+		s.log.Info("logged out; every session ended", "client", s.clientKey(c))
 	}
 	endSession(c)
 	return c.JSON(fiber.Map{"ok": true})

@@ -1,10 +1,12 @@
 package server
 
 import (
-	"dashboard/model"
 	"net/http"
+	"net/url"
 
 	"github.com/gofiber/fiber/v2"
+
+	"dashboard/model"
 )
 
 func (s *Server) handlePresetsList(c *fiber.Ctx) error {
@@ -12,17 +14,29 @@ func (s *Server) handlePresetsList(c *fiber.Ctx) error {
 }
 
 func (s *Server) handlePresetGet(c *fiber.Ctx) error {
-	p, ok := s.cfg.Downloads.Preset(c.Params("id"))
+	id := presetID(c)
+	p, ok := s.cfg.Downloads.Preset(id)
 	if !ok {
-		return model.Errorf(model.CodeNotFound, "There is no preset %q.", c.Params("id"))
+		return model.Errorf(model.CodeNotFound, "There is no preset %q.", id)
 	}
 	return c.JSON(p)
 }
 
 func (s *Server) handlePresetInstall(c *fiber.Ctx) error {
-	d, err := s.cfg.Downloads.Install(c.UserContext(), c.Params("id"))
+	d, err := s.cfg.Downloads.Install(c.UserContext(), presetID(c))
 	if err != nil {
 		return err
 	}
 	return c.Status(http.StatusAccepted).JSON(d)
+}
+
+// presetID is the {id} of the path, unescaped: the router matches the path
+// as sent, so "MY MODEL" arrives as "MY%20MODEL" (the pages escape ids with
+// encodeURIComponent). A malformed escape stays as it is and names no preset.
+func presetID(c *fiber.Ctx) string {
+	raw := c.Params("id")
+	if id, err := url.PathUnescape(raw); err == nil {
+		return id
+	}
+	return raw
 }

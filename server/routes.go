@@ -15,6 +15,7 @@ func (s *Server) routes() {
 	a := s.app
 	a.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	a.Use(s.logRequests)
+	a.Use(s.checkHost)
 	a.Use(securityHeaders)
 	a.Use(s.crossSite)
 	a.Use(s.requireLogin)
@@ -44,7 +45,7 @@ func (s *Server) routes() {
 	a.Post("/api/downloads/:id/cancel", s.handleDownloadCancel)
 	a.Post("/api/downloads/:id/retry", s.handleDownloadRetry)
 
-	a.Get("/ws", s.checkOrigin, s.handleWS())
+	a.Get("/ws", s.checkOrigin, s.admitWS, s.handleWS())
 
 	// Everything else is a page or a static file; /api and /ws paths fall
 	// through to Fiber's own answer, 405 when another method has the path,

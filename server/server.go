@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -37,6 +38,15 @@ type Config struct {
 	// Mode says whether this dashboard writes to the volume or only reads
 	// it; nil means it always writes.
 	Mode func() model.Mode
+
+	// Hostname is this machine's name; requests may use it as Host.
+	Hostname string
+	// AllowedHosts are more names (or "*.suffix" patterns) the dashboard
+	// answers to: DASHBOARD_ALLOWED_HOSTS.
+	AllowedHosts []string
+	// TrustedProxies are the peers whose X-Forwarded-For and
+	// X-Forwarded-Host are believed: TRUSTED_PROXIES.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP side of the dashboard.
@@ -64,9 +74,14 @@ func New(cfg Config) *Server {
 		// Values from the request (params, headers) are copies, so one kept
 		// past the handler (a map key, a queued download's preset id) cannot
 		// change when fasthttp reuses its buffers.
-		Immutable:   true,
-		ReadTimeout: 30 * time.Second,
-		IdleTimeout: 120 * time.Second,
+		Immutable: true,
+		// The router matches the path exactly as sent, so the password
+		// check, which looks at that same path, can never judge a path
+		// the router reads differently (/API/… as /api/…, /x/ as /x).
+		CaseSensitive: true,
+		StrictRouting: true,
+		ReadTimeout:   30 * time.Second,
+		IdleTimeout:   120 * time.Second,
 	})
 	s.routes()
 	return s

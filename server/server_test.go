@@ -29,6 +29,7 @@ import (
 	"dashboard/realtime"
 	"dashboard/server"
 	"dashboard/settings"
+	"dashboard/ui"
 )
 
 // goodToken is what the fake HuggingFace accepts.
@@ -138,6 +139,11 @@ type options struct {
 	logs       *syncBuffer
 	mode       func() model.Mode
 	guard      func(context.Context) error // the store's write guard
+	// Hosts and proxies.
+	hostname       string
+	allowedHosts   []string
+	trustedProxies string // comma-separated, as TRUSTED_PROXIES
+	hub            realtime.Options
 }
 
 func start(t testing.TB, o options) *env {
@@ -159,7 +165,8 @@ func start(t testing.TB, o options) *env {
 	if o.hfEndpoint == "" {
 		o.hfEndpoint = fakeHF(t).URL
 	}
-	hub := realtime.New(realtime.Options{Logger: log})
+	o.hub.Logger = log
+	hub := realtime.New(o.hub)
 	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: o.envToken, HFEndpoint: o.hfEndpoint})
 	acts := activity.New(activity.Config{Store: store, Publisher: hub, Logger: log, RetentionDays: sets.RetentionDays})
 	presets := filepath.Join(dir, "presets.yaml")
@@ -174,7 +181,7 @@ func start(t testing.TB, o options) *env {
 	}
 	dl, err := downloader.New(downloader.Config{
 		PresetsFile: presets, ModelsDir: o.modelsDir, HFEndpoint: o.hfEndpoint, RetryBase: 10 * time.Millisecond,
-		Token: sets.Token, History: store, Recorder: acts, Publisher: hub, Logger: log,
+		Token: sets.Token, History: store, Files: store, Recorder: acts, Publisher: hub, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +191,15 @@ func start(t testing.TB, o options) *env {
 			t.Fatal(err)
 		}
 	}
-	srv := server.New(server.Config{Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, Logger: log, Password: o.password, SessionKey: o.sessionKey, Mode: o.mode})
+	proxies, err := server.ParsePrefixes(o.trustedProxies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{
+		Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, Logger: log,
+		Password: o.password, SessionKey: o.sessionKey, UI: ui.Handler(ui.Limits{MinRetentionDays: 1, MaxRetentionDays: 3650}),
+		Hostname: o.hostname, AllowedHosts: o.allowedHosts, TrustedProxies: proxies, Mode: o.mode,
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +214,7 @@ func start(t testing.TB, o options) *env {
 	e.stop = func() {
 		once.Do(func() {
 			ln.Close()
-			hub.Close()
+			hub.Close(context.Background())
 			sctx, c := context.WithTimeout(ctx, 5*time.Second)
 			defer c()
 			srv.Shutdown(sctx)
@@ -540,6 +555,43 @@ func TestShutdownSends1001(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("client not closed on shutdown")
 	}
+}
+
+// dialWS opens the WebSocket with hdr ("Host" sets the Host header) and
+// gives back the handshake's answer.
+func dialWS(e *env, hdr http.Header) (*websocket.Conn, *http.Response, error) {
+	conn, resp, err := websocket.DefaultDialer.Dial(strings.Replace(e.URL, "http", "ws", 1)+"/ws", hdr)
+	if conn != nil {
+		conn.Close()
+	}
+	return conn, resp, err
+}
+
+// decodeBody reads a JSON answer into out and closes it.
+func decodeBody(t *testing.T, resp *http.Response, out any) {
+	t.Helper()
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("answer is not JSON: %d %s", resp.StatusCode, raw)
+	}
+}
+
+// noRedirectGet fetches a page without following redirects.
+func noRedirectGet(u string, hdr map[string]string) (int, error) {
+	req, err := http.NewRequest("GET", u, nil)
+	if err != nil {
+		return 0, err
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := noRedirect().Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

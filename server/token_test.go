@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,5 +178,49 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// token removed, and an activity.
 	if frames < 5 || !tokenShown {
 		t.Fatalf("only %d frames seen (a settings frame with the saved token: %v); the check saw too little", frames, tokenShown)
+	}
+}
+
+// Checking a token never sends it anywhere HuggingFace redirects to: not to
+// another port of the same host (which Go's client would send it to), nor
+// anywhere else.
+func TestTokenCheckDoesNotFollowRedirects(t *testing.T) {
+	var mu sync.Mutex
+	var leaked []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		leaked = append(leaked, r.Header.Get("Authorization"))
+		mu.Unlock()
+		io.WriteString(w, `{"type":"user","name":"mallory","auth":{"accessToken":{"role":"write"}}}`)
+	}))
+	defer other.Close()
+	hf := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/api/whoami-v2", http.StatusTemporaryRedirect)
+	}))
+	defer hf.Close()
+
+	e := start(t, options{hfEndpoint: hf.URL, envToken: goodToken})
+	var env struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	for _, tc := range []struct{ path, body string }{
+		{"/api/settings/hf-token", `{"token":"` + goodToken + `"}`},
+		{"/api/settings/hf-token/test", `{"token":"` + goodToken + `"}`},
+		{"/api/settings/hf-token/test", ""}, // the HF_TOKEN fallback
+	} {
+		status, raw := e.call(t, "POST", tc.path, tc.body, &env)
+		if status != 502 || env.Error.Code != "hf_unreachable" || !strings.Contains(env.Error.Message, "redirect") {
+			t.Errorf("%s %s: %d %s", tc.path, tc.body, status, raw)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(leaked) > 0 {
+		t.Fatalf("the redirect target was asked %d times, with Authorization %q", len(leaked), leaked)
+	}
+	var v settings.View
+	e.call(t, "GET", "/api/settings", "", &v)
+	if *v.HFToken.Source != "env" {
+		t.Fatalf("a token was saved on a redirect's word: %+v", v.HFToken)
 	}
 }

@@ -2,7 +2,7 @@ package server
 
 import (
 	"context"
-	"dashboard/model"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +10,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"dashboard/downloader"
+	"dashboard/model"
+	"dashboard/realtime"
 	"dashboard/settings"
 )
 
@@ -47,9 +49,29 @@ func (s *Server) takeSnapshot() (any, error) {
 	}, nil
 }
 
+// localClient is where admitWS leaves the client's name for handleWS.
+const localClient = "ws_client"
+
+// admitWS refuses, before the upgrade, a client the hub has no place for, so
+// it gets an HTTP answer it can read rather than a close frame. The hub
+// checks again when it serves the client.
+func (s *Server) admitWS(c *fiber.Ctx) error {
+	from := s.clientKey(c)
+	if err := s.cfg.Hub.Admit(from); err != nil {
+		var le *realtime.LimitError
+		if errors.As(err, &le) && le.PerAddress {
+			return model.Errorf(model.CodeTooManyClients, "This address already has %d live connections to the dashboard, the most it may have: close some of its tabs, then reload.", le.Limit)
+		}
+		return model.Errorf(model.CodeTooManyClients, "The dashboard already has %d live connections, the most it serves: try again once some have closed.", s.cfg.Hub.Clients())
+	}
+	c.Locals(localClient, from)
+	return c.Next()
+}
+
 func (s *Server) handleWS() fiber.Handler {
 	return websocket.New(func(c *websocket.Conn) {
-		if err := s.cfg.Hub.Serve(c, s.takeSnapshot); err != nil {
+		from, _ := c.Locals(localClient).(string)
+		if err := s.cfg.Hub.Serve(c, from, s.takeSnapshot); err != nil {
 			s.log.Debug("websocket client ended", "err", err)
 		}
 	}, websocket.Config{

@@ -90,6 +90,13 @@ func New(cfg Config) *Service {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
+	// The token check never follows a redirect: Go's client would carry the
+	// Authorization header to another port of the same host, from https to
+	// http, or to a subdomain. whoami-v2 answers directly; a redirect means
+	// a misconfigured endpoint, and the token stays where it was sent.
+	noFollow := *cfg.HTTPClient
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cfg.HTTPClient = &noFollow
 	cfg.HFEndpoint = strings.TrimRight(cfg.HFEndpoint, "/")
 	shown := cfg.HFEndpoint
 	if u, err := url.Parse(cfg.HFEndpoint); err == nil {
@@ -292,6 +299,9 @@ func (s *Service) whoami(ctx context.Context, token string) (TokenCheck, error) 
 	}
 	defer resp.Body.Close()
 	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		s.cfg.Logger.Warn("huggingface whoami answered with a redirect; not followed", "status", resp.StatusCode, "endpoint", s.shownEndpoint)
+		return TokenCheck{}, unreachable(fmt.Sprintf("%s answered with a redirect (HTTP %d), which is not followed with a token; check HF_ENDPOINT", s.shownEndpoint, resp.StatusCode))
 	case resp.StatusCode == http.StatusUnauthorized:
 		return TokenCheck{Valid: false, Message: "HuggingFace does not accept this token: it is wrong, expired or revoked."}, nil
 	case resp.StatusCode != http.StatusOK:
