@@ -8,4 +8,5 @@ const (
 	FrameActivityCleared = "activity_cleared"
 	FrameSettings        = "settings"
 	FramePresets         = "presets"
+	FrameSystem          = "system"
 )

@@ -45,6 +45,13 @@ type Options struct {
 	PongWait     time.Duration // 0 → PingInterval + 10s (read deadline, extended by each pong/any frame)
 	WriteWait    time.Duration // 0 → 10s
 	ReadLimit    int64         // 0 → 4096 bytes (clients send nothing meaningful)
+
+	// OnWatch, when set, is called with true when the first client registers
+	// and with false when the last one leaves, so an owner can do work (such
+	// as measuring the pod every few seconds) only while someone watches.
+	// Calls are made one at a time, in order, while the hub holds its lock:
+	// OnWatch must return quickly and must not call the hub.
+	OnWatch func(watching bool)
 }
 
 // Message types and close codes from RFC 6455, declared here so the hub does not
@@ -77,6 +84,7 @@ type Hub struct {
 	pongWait     time.Duration
 	writeWait    time.Duration
 	readLimit    int64
+	onWatch      func(bool)
 
 	nextID atomic.Uint64
 
@@ -99,6 +107,7 @@ func New(opts Options) *Hub {
 		pongWait:     opts.PongWait,
 		writeWait:    opts.WriteWait,
 		readLimit:    opts.ReadLimit,
+		onWatch:      opts.OnWatch,
 		clients:      make(map[*client]struct{}),
 	}
 	if h.log == nil {
@@ -155,7 +164,7 @@ func (h *Hub) Publish(typ string, data any) {
 		select {
 		case c.send <- frame:
 		default:
-			delete(h.clients, c)
+			h.removeLocked(c)
 			if c.stop(closeTryAgainLater, reasonTooSlow) {
 				dropped = append(dropped, c.id)
 			}
@@ -265,6 +274,9 @@ func (h *Hub) register(conn Conn) (*client, bool) {
 		return nil, false
 	}
 	h.clients[c] = struct{}{}
+	if len(h.clients) == 1 && h.onWatch != nil {
+		h.onWatch(true)
+	}
 	h.serving.Add(1)
 	return c, true
 }
@@ -273,9 +285,21 @@ func (h *Hub) register(conn Conn) (*client, bool) {
 // Serve as finished.
 func (h *Hub) unregister(c *client) {
 	h.mu.Lock()
-	delete(h.clients, c)
+	h.removeLocked(c)
 	h.mu.Unlock()
 	h.serving.Done()
+}
+
+// removeLocked forgets c, telling the owner when it was the last client. The
+// caller holds h.mu.
+func (h *Hub) removeLocked(c *client) {
+	if _, ok := h.clients[c]; !ok {
+		return
+	}
+	delete(h.clients, c)
+	if len(h.clients) == 0 && h.onWatch != nil {
+		h.onWatch(false)
+	}
 }
 
 // snapshotFrame calls snapshot and marshals its result as the snapshot frame.
