@@ -42,7 +42,9 @@ func TestFramesOnlyWhileWatched(t *testing.T) {
 	ws := t.TempDir()
 	mon = system.New(system.Config{
 		Workspace: ws, ModelsDir: filepath.Join(ws, "models"), Publisher: pub, Interval: interval,
-		ComfyUI: func() system.ComfyUI { return system.ComfyUI{Watching: true, Reachable: true, QueueRunning: 1, QueuePending: 3} },
+		ComfyUI: func() system.ComfyUI {
+			return system.ComfyUI{Watching: true, Reachable: true, QueueRunning: 1, QueuePending: 3}
+		},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
