@@ -25,7 +25,8 @@ func TestOpenCreatesSchemaAndDefaults(t *testing.T) {
 		"activity": {"id INTEGER", "type TEXT", "status TEXT", "title TEXT", "subtitle TEXT",
 			"details JSON", "created_at TIMESTAMP"},
 		"download_history": {"id INTEGER", "preset_id TEXT", "status TEXT", "error_message TEXT",
-			"files_completed INTEGER", "files_total INTEGER", "started_at TIMESTAMP", "completed_at TIMESTAMP"},
+			"files_completed INTEGER", "files_total INTEGER", "started_at TIMESTAMP", "completed_at TIMESTAMP",
+			"bytes_done INTEGER", "bytes_total INTEGER", "error_code TEXT"},
 		"comfyui_prompts": {"prompt_id TEXT", "status TEXT", "updated_at TEXT"},
 	}
 	for table, cols := range want {
@@ -51,8 +52,8 @@ func TestOpenCreatesSchemaAndDefaults(t *testing.T) {
 			t.Errorf("index %s missing", idx)
 		}
 	}
-	if v := queryString(t, s.db, `PRAGMA user_version`); v != "2" {
-		t.Errorf("user_version = %s, want 2", v)
+	if v := queryString(t, s.db, `PRAGMA user_version`); v != "3" {
+		t.Errorf("user_version = %s, want 3", v)
 	}
 	got, err := s.Settings(ctx)
 	if err != nil {
@@ -68,7 +69,7 @@ func TestOpenCreatesSchemaAndDefaults(t *testing.T) {
 
 func TestLoadMigrationsRejectsGaps(t *testing.T) {
 	ms, err := loadMigrations(migrationFiles)
-	if err != nil || len(ms) != 2 || ms[0].version != 1 || ms[1].version != 2 {
+	if err != nil || len(ms) != 3 || ms[0].version != 1 || ms[2].version != 3 {
 		t.Fatalf("embedded migrations = %v, %v", ms, err)
 	}
 	dir := filepath.Join(t.TempDir(), "m")
@@ -137,7 +138,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Open(ctx, path, Options{Logger: quietLogger()})
-	if err == nil || !strings.Contains(err.Error(), "schema version 99") || !strings.Contains(err.Error(), "only knows up to 2") {
+	if err == nil || !strings.Contains(err.Error(), "schema version 99") || !strings.Contains(err.Error(), "only knows up to 3") {
 		t.Fatalf("err = %v, want a schema-version error", err)
 	}
 }

@@ -301,6 +301,7 @@ func (m *Manager) fetchPreset(ctx context.Context, d *download) error {
 		m.mu.Lock()
 		d.filesCompleted++
 		m.mu.Unlock()
+		m.landed(f)
 		m.publishPresets() // the file is installed, for every preset that lists it
 	}
 	return nil
