@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ type config struct {
 	RetentionDays       int
 	RetentionDaysSet    bool // given by flag or env, so it overrides the saved setting
 	DownloadConcurrency int
+	VolumeSize          int64 // bytes; 0: statfs's total
 	LogLevel            slog.Level
 }
 
@@ -48,6 +50,7 @@ var options = []option{
 	{"password", "DASHBOARD_PASSWORD", "", "when set, every page, API call and WebSocket needs it"},
 	{"retention-days", "ACTIVITY_RETENTION_DAYS", strconv.Itoa(model.DefaultRetentionDays), fmt.Sprintf("activity older than this many days is deleted (%d-%d); when given, it replaces the saved setting", model.MinRetentionDays, model.MaxRetentionDays)},
 	{"download-concurrency", "DOWNLOAD_CONCURRENCY", "1", "presets installed at the same time (1-8)"},
+	{"volume-size", "VOLUME_SIZE_GB", "", "the volume's real size in GB (10^9 bytes), when the filesystem reports the whole cluster's"},
 	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
 }
 
@@ -145,6 +148,13 @@ func loadConfig(args []string, env func(string) (string, bool), out io.Writer) (
 			return config{}, fmt.Errorf("download-concurrency must be a whole number from 1 to 8, not %q", v)
 		}
 		c.DownloadConcurrency = n
+	}
+	if v, ok := get("volume-size"); ok {
+		gb, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || math.IsNaN(gb) || gb <= 0 || gb > 1e9 {
+			return config{}, fmt.Errorf("volume-size must be the volume's size in GB, a number above 0 such as 100 or 1.5, not %q", v)
+		}
+		c.VolumeSize = int64(math.Round(gb * 1e9))
 	}
 	if v, ok := get("log-level"); ok {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

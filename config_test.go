@@ -24,7 +24,7 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 		{"defaults under the workspace", []string{"--workspace", ws}, nil, func(c config) string {
 			if c.Addr != ":8082" || c.DB != filepath.Join(ws, "data", "dashboard.db") || c.Presets != filepath.Join(ws, "config", "presets.yaml") ||
 				c.Models != filepath.Join(ws, "models") || c.HFEndpoint != "https://huggingface.co" || c.ComfyUIURL != "http://127.0.0.1:8188" ||
-				c.RetentionDays != 30 || c.RetentionDaysSet || c.Password != "" || c.DownloadConcurrency != 1 {
+				c.RetentionDays != 30 || c.RetentionDaysSet || c.Password != "" || c.DownloadConcurrency != 1 || c.VolumeSize != 0 {
 				return "wrong defaults"
 			}
 			return ""
@@ -44,6 +44,18 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 		{"explicit paths", []string{"--workspace", ws, "--db", "/tmp/x.db", "--presets", "/tmp/p.yaml", "--models", "/tmp/m"}, nil, func(c config) string {
 			if c.DB != "/tmp/x.db" || c.Presets != "/tmp/p.yaml" || c.Models != "/tmp/m" {
 				return "paths not applied"
+			}
+			return ""
+		}},
+		{"VOLUME_SIZE_GB in decimal gigabytes", []string{"--workspace", ws}, map[string]string{"VOLUME_SIZE_GB": "1.5"}, func(c config) string {
+			if c.VolumeSize != 1_500_000_000 {
+				return "volume size not applied"
+			}
+			return ""
+		}},
+		{"--volume-size wins", []string{"--workspace", ws, "--volume-size", "200"}, map[string]string{"VOLUME_SIZE_GB": "50"}, func(c config) string {
+			if c.VolumeSize != 200e9 {
+				return "the flag did not win"
 			}
 			return ""
 		}},
@@ -90,6 +102,10 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"--hf-endpoint", "ftp://x"},
 		{"--comfyui-url", "not a url"},
 		{"--log-level", "loud"},
+		{"--volume-size", "0"},
+		{"--volume-size", "-5"},
+		{"--volume-size", "100GB"},
+		{"--volume-size", "NaN"},
 		{"--nope"},
 		{"extra"},
 	} {

@@ -30,6 +30,7 @@ import (
 	"dashboard/realtime"
 	"dashboard/server"
 	"dashboard/settings"
+	"dashboard/system"
 	"dashboard/ui"
 )
 
@@ -38,16 +39,18 @@ var version = "dev"
 
 // The hub is what the other packages publish through.
 var (
-	_ downloader.Publisher = (*realtime.Hub)(nil)
-	_ activity.Publisher   = (*realtime.Hub)(nil)
-	_ settings.Publisher   = (*realtime.Hub)(nil)
-	_ downloader.Recorder  = (*activity.Log)(nil)
-	_ activity.Store       = (*db.Store)(nil)
-	_ comfyui.Recorder     = (*activity.Log)(nil)
-	_ downloader.History   = (*db.Store)(nil)
-	_ comfyui.PromptStore  = (*db.Store)(nil)
-	_ settings.Store       = (*db.Store)(nil)
-	_ server.KeyStore      = (*db.Store)(nil)
+	_ downloader.Publisher  = (*realtime.Hub)(nil)
+	_ activity.Publisher    = (*realtime.Hub)(nil)
+	_ settings.Publisher    = (*realtime.Hub)(nil)
+	_ downloader.Recorder   = (*activity.Log)(nil)
+	_ activity.Store        = (*db.Store)(nil)
+	_ comfyui.Recorder      = (*activity.Log)(nil)
+	_ downloader.History    = (*db.Store)(nil)
+	_ comfyui.PromptStore   = (*db.Store)(nil)
+	_ settings.Store        = (*db.Store)(nil)
+	_ server.KeyStore       = (*db.Store)(nil)
+	_ system.Publisher      = (*realtime.Hub)(nil)
+	_ downloader.ModelFiles = (*system.Monitor)(nil)
 )
 
 func main() {
@@ -109,7 +112,11 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	defer store.Close()
 	log.Info("database ready", "path", cfg.DB, "journal_mode", store.JournalMode())
 
-	hub := realtime.New(realtime.Options{Logger: log})
+	// The monitor measures the pod only while someone watches: the hub
+	// tells it when the first client arrives and the last one leaves. No
+	// client can connect before the monitor exists (nothing listens yet).
+	var mon *system.Monitor
+	hub := realtime.New(realtime.Options{Logger: log, OnWatch: func(w bool) { mon.Watch(w) }})
 
 	// 2. Settings, with HF_TOKEN as the fallback token.
 	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: cfg.HFToken, HFEndpoint: cfg.HFEndpoint})
@@ -126,11 +133,32 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	// 3. Retention cleanup, now and daily (scheduled below).
 	acts.Expire(ctx)
 
-	dl, err := downloader.New(downloader.Config{
+	watcher, err := comfyui.New(comfyui.Config{URL: cfg.ComfyUIURL, Recorder: acts, Prompts: store, Logger: log, Now: h.Now})
+	if err != nil {
+		return fmt.Errorf("start comfyui watcher: %w", err)
+	}
+	mon = system.New(system.Config{
+		Workspace: cfg.Workspace, ModelsDir: cfg.Models, VolumeSize: cfg.VolumeSize,
+		ComfyUI: func() system.ComfyUI {
+			st := watcher.Status()
+			return system.ComfyUI{Watching: st.Watching, Reachable: st.Reachable, QueueRunning: st.QueueRunning, QueuePending: st.QueuePending}
+		},
+		Publisher: hub, Logger: log, Now: h.Now,
+	})
+	if cfg.VolumeSize > 0 {
+		log.Info("volume size set by VOLUME_SIZE_GB; free space is that less the models folder", "bytes", cfg.VolumeSize)
+	}
+
+	dlCfg := downloader.Config{
 		PresetsFile: cfg.Presets, ModelsDir: cfg.Models, HFEndpoint: cfg.HFEndpoint,
 		Token: sets.Token, History: store, Recorder: acts, Publisher: hub,
-		Logger: log, Now: h.Now, Concurrency: cfg.DownloadConcurrency,
-	})
+		Logger: log, Now: h.Now, Concurrency: cfg.DownloadConcurrency, ModelFiles: mon,
+	}
+	if cfg.VolumeSize > 0 {
+		// statfs would answer with the cluster's free space.
+		dlCfg.FreeSpace = mon.FreeSpace
+	}
+	dl, err := downloader.New(dlCfg)
 	if err != nil {
 		return fmt.Errorf("start downloader: %w", err)
 	}
@@ -138,17 +166,13 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	if err := dl.CloseInterrupted(ctx); err != nil {
 		return err
 	}
-	watcher, err := comfyui.New(comfyui.Config{URL: cfg.ComfyUIURL, Recorder: acts, Prompts: store, Logger: log, Now: h.Now})
-	if err != nil {
-		return fmt.Errorf("start comfyui watcher: %w", err)
-	}
 	sessionKey, err := server.SessionKey(ctx, store)
 	if err != nil {
 		return err
 	}
 	srv := server.New(server.Config{
 		Version: version, Store: store, Hub: hub, Activity: acts, Settings: sets,
-		Downloads: dl, Logger: log, UI: ui.Handler(ui.Limits{MinRetentionDays: model.MinRetentionDays, MaxRetentionDays: model.MaxRetentionDays}), Password: cfg.Password, SessionKey: sessionKey,
+		Downloads: dl, System: mon, Logger: log, UI: ui.Handler(ui.Limits{MinRetentionDays: model.MinRetentionDays, MaxRetentionDays: model.MaxRetentionDays}), Password: cfg.Password, SessionKey: sessionKey,
 	})
 
 	// 5. Serve.
@@ -179,6 +203,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	g.Go(func() error { serveErr <- srv.Serve(ln); return nil })
 	g.Go(func() error { return dl.Run(bgCtx) })
 	g.Go(func() error { return watcher.Run(bgCtx) })
+	g.Go(func() error { return mon.Run(bgCtx) })
 
 	var runErr error
 	select {

@@ -16,6 +16,7 @@ import (
 	"dashboard/downloader"
 	"dashboard/realtime"
 	"dashboard/settings"
+	"dashboard/system"
 )
 
 // BodyLimit is the largest request body accepted.
@@ -29,6 +30,7 @@ type Config struct {
 	Activity   *activity.Log
 	Settings   *settings.Service
 	Downloads  *downloader.Manager
+	System     *system.Monitor
 	Logger     *slog.Logger
 	UI         fiber.Handler // serves the embedded pages
 	Password   string        // "" leaves the dashboard open

@@ -28,6 +28,7 @@ import (
 	"dashboard/realtime"
 	"dashboard/server"
 	"dashboard/settings"
+	"dashboard/system"
 )
 
 // goodToken is what the fake HuggingFace accepts.
@@ -127,13 +128,15 @@ type env struct {
 }
 
 type options struct {
-	hfEndpoint string
-	envToken   string
-	password   string
-	sessionKey []byte
-	presets    string // presets.yaml content; empty means no presets
-	modelsDir  string
-	logs       *syncBuffer
+	hfEndpoint  string
+	envToken    string
+	password    string
+	sessionKey  []byte
+	presets     string // presets.yaml content; empty means no presets
+	modelsDir   string
+	logs        *syncBuffer
+	volumeSize  int64         // VOLUME_SIZE_GB in bytes
+	systemEvery time.Duration // the system frame's interval; 0: 5 s
 }
 
 func start(t testing.TB, o options) *env {
@@ -152,7 +155,8 @@ func start(t testing.TB, o options) *env {
 	if o.hfEndpoint == "" {
 		o.hfEndpoint = fakeHF(t).URL
 	}
-	hub := realtime.New(realtime.Options{Logger: log})
+	var mon *system.Monitor
+	hub := realtime.New(realtime.Options{Logger: log, OnWatch: func(w bool) { mon.Watch(w) }})
 	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: o.envToken, HFEndpoint: o.hfEndpoint})
 	acts := activity.New(activity.Config{Store: store, Publisher: hub, Logger: log, RetentionDays: sets.RetentionDays})
 	presets := filepath.Join(dir, "presets.yaml")
@@ -165,23 +169,25 @@ func start(t testing.TB, o options) *env {
 	if err := os.WriteFile(presets, []byte(o.presets), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	mon = system.New(system.Config{Workspace: dir, ModelsDir: o.modelsDir, Publisher: hub, Logger: log, VolumeSize: o.volumeSize, Interval: o.systemEvery})
 	dl, err := downloader.New(downloader.Config{
 		PresetsFile: presets, ModelsDir: o.modelsDir, HFEndpoint: o.hfEndpoint, RetryBase: 10 * time.Millisecond,
-		Token: sets.Token, History: store, Recorder: acts, Publisher: hub, Logger: log,
+		Token: sets.Token, History: store, Recorder: acts, Publisher: hub, Logger: log, ModelFiles: mon,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, Logger: log, Password: o.password, SessionKey: o.sessionKey})
+	srv := server.New(server.Config{Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, System: mon, Logger: log, Password: o.password, SessionKey: o.sessionKey})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	bg, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); srv.Serve(ln) }()
 	go func() { defer wg.Done(); dl.Run(bg) }()
+	go func() { defer wg.Done(); mon.Run(bg) }()
 	e := &env{URL: "http://" + ln.Addr().String(), PresetsFile: presets, Store: store, Hub: hub, Logs: logs, srv: srv, ln: ln}
 	var once sync.Once
 	e.stop = func() {

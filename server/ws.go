@@ -11,6 +11,7 @@ import (
 
 	"dashboard/downloader"
 	"dashboard/settings"
+	"dashboard/system"
 )
 
 // Snapshot is the first frame a WebSocket client gets: everything a page
@@ -20,6 +21,10 @@ type Snapshot struct {
 	Activity  []model.Activity      `json:"activity"`
 	Settings  settings.View         `json:"settings"`
 	Presets   downloader.PresetList `json:"presets"`
+	// System is the pod's last measurement when it is recent, else null:
+	// the first client after a quiet spell gets a fresh "system" frame at
+	// once instead.
+	System *system.System `json:"system"`
 }
 
 // snapshotActivity is how many of the newest activity rows a snapshot holds.
@@ -42,6 +47,7 @@ func (s *Server) takeSnapshot() (any, error) {
 		Activity:  nonNil(rows),
 		Settings:  view,
 		Presets:   s.cfg.Downloads.PresetList(),
+		System:    s.cfg.System.Latest(),
 	}, nil
 }
 
