@@ -56,8 +56,11 @@ func toDownloadError(err error) *model.Error {
 }
 
 func diskError(op string, err error) *fetchError {
-	if errors.Is(err, syscall.ENOSPC) {
-		return &fetchError{code: model.CodeDiskSpace, msg: fmt.Sprintf("%s: the disk is full", op)}
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return &fetchError{code: model.CodeDiskSpace, msg: fmt.Sprintf("%s: the volume is full", op)}
+	case errors.Is(err, syscall.EDQUOT): // a network volume's quota, often before it is full
+		return &fetchError{code: model.CodeDiskSpace, msg: fmt.Sprintf("%s: the volume is full (its quota is used up)", op)}
 	}
 	return &fetchError{code: model.CodeDisk, msg: fmt.Sprintf("%s: %v", op, err)}
 }
