@@ -239,6 +239,16 @@ func TestScreenshots(t *testing.T) {
 				}
 				noOverflow(fmt.Sprintf("%s at %d px, %s", p.name, width, theme), int(width))
 				shot(fmt.Sprintf("%s-%d-%s", p.name, width, theme), true)
+				if p.name == "home" && dir != "" {
+					// The pod panel alone, to look at closely.
+					buf, err := chromedp.Run(tb.ctx, chromedp.Screenshot(chromedp.CSS("#system-card")))
+					if err != nil {
+						t.Fatalf("screenshot the pod panel: %v", err)
+					}
+					if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("pod-%d-%s.png", width, theme)), buf, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
 			// The token prompt, from Install on the gated preset.
 			tb.navigate(d.url("/"))
