@@ -254,6 +254,7 @@ func TestScreenshots(t *testing.T) {
 			tb.navigate(d.url("/"))
 			tb.waitLive()
 			tb.do("scroll to the gated preset", chromedp.ScrollIntoView(chromedp.CSS(`li.preset[data-id="FLUX_DEV"]`)))
+			scrolled := eval[float64](tb, `scrollY`)
 			tb.click(`li.preset[data-id="FLUX_DEV"] button[data-action="install"]`)
 			tb.waitFor("the token modal", `document.getElementById("token-modal").open`)
 			tb.typeInto("#token-modal-input", "hf_notquitegood")
@@ -264,6 +265,9 @@ func TestScreenshots(t *testing.T) {
 			backdropCovers(t, tb, fmt.Sprintf("token modal at %d px, %s", width, theme), theme)
 			tb.do("close the modal", chromedp.KeyEvent(kb.Escape))
 			tb.waitFor("the modal closed", `!document.getElementById("token-modal").open`)
+			if y := eval[float64](tb, `scrollY`); y < scrolled-1 || y > scrolled+1 || scrolled == 0 {
+				t.Errorf("the page was at %v before the modal and at %v after it", scrolled, y)
+			}
 		}
 	}
 	// The narrowest phone the UI must serve: every page still fits.
