@@ -121,8 +121,8 @@ type Config struct {
 	WalkEvery  time.Duration // least time between walks of the models; 0 → 1 min
 	GPUTimeout time.Duration // for one nvidia-smi run; 0 → 5s
 	GPURetry   time.Duration // wait after nvidia-smi failed; 0 → 1 min
-	ProcDir    string        // 0 → /proc
-	CgroupDir  string        // 0 → /sys/fs/cgroup
+	ProcDir    string        // "" → /proc
+	CgroupDir  string        // "" → /sys/fs/cgroup
 }
 
 // Monitor measures the pod. Create it with New and run it with Run.
@@ -239,8 +239,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 }
 
 func (m *Monitor) publish(ctx context.Context) {
-	s := m.Snapshot(ctx)
-	m.cfg.Publisher.Publish(model.FrameSystem, s)
+	if m.cfg.Publisher == nil {
+		return // measured on request only
+	}
+	m.cfg.Publisher.Publish(model.FrameSystem, m.Snapshot(ctx))
 }
 
 // fresh is how old a measurement may be and still be answered again.
