@@ -264,7 +264,8 @@ func TestScreenshots(t *testing.T) {
 			shot(fmt.Sprintf("modal-%d-%s", width, theme), false)
 			backdropCovers(t, tb, fmt.Sprintf("token modal at %d px, %s", width, theme), theme)
 			tb.do("close the modal", chromedp.KeyEvent(kb.Escape))
-			tb.waitFor("the modal closed", `!document.getElementById("token-modal").open`)
+			// The page is let go by the dialog's close event, which follows its closing.
+			tb.waitFor("the modal closed", `!document.getElementById("token-modal").open && !document.documentElement.classList.contains("modal-open")`)
 			if y := eval[float64](tb, `scrollY`); y < scrolled-1 || y > scrolled+1 || scrolled == 0 {
 				t.Errorf("the page was at %v before the modal and at %v after it", scrolled, y)
 			}
