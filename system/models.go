@@ -31,6 +31,9 @@ type counter struct {
 	now   func() time.Time
 	log   *slog.Logger
 	req   chan struct{} // a walk is wanted; never blocks
+	// walked is signalled (without blocking) after each walk, so a frame
+	// can show the new counts at once.
+	walked chan struct{}
 
 	// counted is closed when the first walk has finished.
 	counted     chan struct{}
@@ -54,6 +57,7 @@ func newCounter(dir string, every time.Duration, now func() time.Time, log *slog
 	return &counter{
 		dir: dir, every: every, now: now, log: log,
 		req:     make(chan struct{}, 1),
+		walked:  make(chan struct{}, 1),
 		counted: make(chan struct{}),
 		folders: map[string]Folder{},
 	}
@@ -126,6 +130,10 @@ func (c *counter) walk(ctx context.Context) {
 	at := c.now().UTC()
 	c.countedAt = &at
 	c.countedOnce.Do(func() { close(c.counted) })
+	select {
+	case c.walked <- struct{}{}:
+	default:
+	}
 }
 
 // waitCounted waits for the first walk.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -146,4 +147,46 @@ func readFrame(t *testing.T, conn *fastws.Conn) frame {
 		t.Fatalf("decode %q: %v", p, err)
 	}
 	return f
+}
+
+// The first walk's counts go out as soon as it ends, not a tick later.
+func TestCountsSentWhenWalked(t *testing.T) {
+	var mon *system.Monitor
+	hub := realtime.New(realtime.Options{OnWatch: func(w bool) { mon.Watch(w) }})
+	ws := t.TempDir()
+	models := filepath.Join(ws, "models")
+	if err := os.MkdirAll(filepath.Join(models, "loras"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(models, "loras", "a.safetensors"), make([]byte, 321), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mon = system.New(system.Config{Workspace: ws, ModelsDir: models, Publisher: hub, Interval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mon.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	up := fastws.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if conn, err := up.Upgrade(w, r, nil); err == nil {
+			_ = hub.Serve(conn, func() (any, error) { return nil, nil })
+		}
+	}))
+	t.Cleanup(func() { hub.Close(); srv.Close() })
+
+	c := dial(t, "ws"+strings.TrimPrefix(srv.URL, "http"))
+	readFrame(t, c) // the snapshot
+	for {
+		f := readFrame(t, c) // within the read deadline, an hour before the next tick
+		var s system.System
+		if err := json.Unmarshal(f.Data, &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Models.CountedAt != nil {
+			if s.Models.Bytes != 321 {
+				t.Fatalf("models = %+v", s.Models)
+			}
+			return
+		}
+	}
 }

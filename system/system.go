@@ -234,6 +234,13 @@ func (m *Monitor) Run(ctx context.Context) error {
 				continue // the last client left; wake stops the ticker
 			}
 			m.publish(ctx)
+		case <-m.models.walked:
+			// New counts (the first ones, say): show them now rather than
+			// at the next tick.
+			if ticker != nil && m.watching.Load() {
+				m.forget()
+				m.publish(ctx)
+			}
 		}
 	}
 }
@@ -243,6 +250,15 @@ func (m *Monitor) publish(ctx context.Context) {
 		return // measured on request only
 	}
 	m.cfg.Publisher.Publish(model.FrameSystem, m.Snapshot(ctx))
+}
+
+// forget makes the next Snapshot measure again, however recent the last.
+func (m *Monitor) forget() {
+	m.lastMu.Lock()
+	if m.last != nil {
+		m.last.MeasuredAt = time.Time{}
+	}
+	m.lastMu.Unlock()
 }
 
 // fresh is how old a measurement may be and still be answered again.
