@@ -233,7 +233,7 @@ func TestNotificationsWhenHidden(t *testing.T) {
 	tb.waitLive()
 	tb.waitFor("the switch, off", `document.getElementById("notify-switch") && !document.getElementById("notify-switch").checked`)
 	tb.click("#notify-switch")
-	tb.waitFor("turned on", `document.getElementById("notify-switch").checked && document.getElementById("notify-msg").dataset.kind === "success"`)
+	tb.waitFor("turned on", `document.getElementById("notify-switch").checked && document.getElementById("notify-msg").dataset.kind === "success" && document.activeElement.id === "notify-switch"`)
 	var s struct {
 		Notifications bool `json:"notifications"`
 	}

@@ -63,6 +63,7 @@ async function permission() {
 
 notifySwitch.addEventListener("change", async () => {
   const on = notifySwitch.checked;
+  const hadFocus = document.activeElement === notifySwitch;
   setMessage(notifyMsg, "");
   notifySwitch.disabled = true;
   try {
@@ -86,6 +87,9 @@ notifySwitch.addEventListener("change", async () => {
     setMessage(notifyMsg, `Not saved: ${e.message}`);
   } finally {
     notifySwitch.disabled = false;
+    if (hadFocus) {
+      notifySwitch.focus(); // disabling it took the focus away
+    }
   }
 });
 
