@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"net/url"
 	"os"
@@ -35,6 +36,7 @@ type config struct {
 	RetentionDaysSet    bool // given by flag or env, so it overrides the saved setting
 	DownloadConcurrency int
 	DownloadConnections int
+	VolumeSize          int64 // bytes; 0: statfs's total
 	LogLevel            slog.Level
 	NodeName            string // how this dashboard names itself to others sharing the volume
 	NodeNameReason      string // where the name came from, for the log
@@ -62,6 +64,7 @@ var options = []option{
 	{"download-connections", "DOWNLOAD_CONNECTIONS", strconv.Itoa(downloader.DefaultConnections), fmt.Sprintf(
 		"connections per file (%d-%d); files under %d MiB and servers that ignore Range use one",
 		downloader.MinConnections, downloader.MaxConnections, downloader.SegmentedMinSize>>20)},
+	{"volume-size", "VOLUME_SIZE_GB", "", "the volume's real size in GB (10^9 bytes), when the filesystem reports the whole cluster's"},
 	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"node-name", "DASHBOARD_NODE_NAME", "$RUNPOD_POD_ID, else the hostname", "how this dashboard names itself to other dashboards sharing the volume"},
 	{"db-journal", "DASHBOARD_DB_JOURNAL", db.JournalAuto, "auto (WAL on a local filesystem, the rollback journal on a network or FUSE one), wal or delete"},
@@ -189,6 +192,13 @@ func loadConfig(args []string, env func(string) (string, bool), out io.Writer) (
 			}
 			c.AllowedHosts = append(c.AllowedHosts, h)
 		}
+	}
+	if v, ok := get("volume-size"); ok {
+		gb, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || math.IsNaN(gb) || gb <= 0 || gb > 1e9 {
+			return config{}, fmt.Errorf("volume-size must be the volume's size in GB, a number above 0 such as 100 or 1.5, not %q", v)
+		}
+		c.VolumeSize = int64(math.Round(gb * 1e9))
 	}
 	if v, ok := get("log-level"); ok {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

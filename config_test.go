@@ -25,7 +25,7 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 		{"defaults under the workspace", []string{"--workspace", ws}, nil, func(c config) string {
 			if c.Addr != ":8082" || c.DB != filepath.Join(ws, "data", "dashboard.db") || c.Presets != filepath.Join(ws, "config", "presets.yaml") ||
 				c.Models != filepath.Join(ws, "models") || c.HFEndpoint != "https://huggingface.co" || c.ComfyUIURL != "http://127.0.0.1:8188" ||
-				c.RetentionDays != 30 || c.RetentionDaysSet || c.Password != "" || c.DownloadConcurrency != 1 || c.DownloadConnections != 8 {
+				c.RetentionDays != 30 || c.RetentionDaysSet || c.Password != "" || c.DownloadConcurrency != 1 || c.DownloadConnections != 8 || c.VolumeSize != 0 {
 				return "wrong defaults"
 			}
 			return ""
@@ -69,6 +69,18 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 		{"hosts and proxies", []string{"--workspace", ws, "--allowed-hosts", "Dash.Example.com, *.corp.example"}, map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7, ::1", "DASHBOARD_ALLOWED_HOSTS": "ignored.example"}, func(c config) string {
 			if fmt.Sprint(c.AllowedHosts) != "[dash.example.com *.corp.example]" || fmt.Sprint(c.TrustedProxies) != "[10.0.0.0/8 192.168.1.7/32 ::1/128]" {
 				return "hosts or proxies not applied"
+			}
+			return ""
+		}},
+		{"VOLUME_SIZE_GB in decimal gigabytes", []string{"--workspace", ws}, map[string]string{"VOLUME_SIZE_GB": "1.5"}, func(c config) string {
+			if c.VolumeSize != 1_500_000_000 {
+				return "volume size not applied"
+			}
+			return ""
+		}},
+		{"--volume-size wins", []string{"--workspace", ws, "--volume-size", "200"}, map[string]string{"VOLUME_SIZE_GB": "50"}, func(c config) string {
+			if c.VolumeSize != 200e9 {
+				return "the flag did not win"
 			}
 			return ""
 		}},
@@ -125,6 +137,10 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"--trusted-proxies", "proxy.internal"},
 		{"--allowed-hosts", "https://dash.example.com"},
 		{"--allowed-hosts", "dash.example.com:8082"},
+		{"--volume-size", "0"},
+		{"--volume-size", "-5"},
+		{"--volume-size", "100GB"},
+		{"--volume-size", "NaN"},
 		{"--nope"},
 		{"extra"},
 	} {

@@ -32,6 +32,7 @@ import (
 	"dashboard/realtime"
 	"dashboard/server"
 	"dashboard/settings"
+	"dashboard/system"
 	"dashboard/ui"
 )
 
@@ -40,17 +41,19 @@ var version = "dev"
 
 // The hub is what the other packages publish through.
 var (
-	_ downloader.Publisher = (*realtime.Hub)(nil)
-	_ activity.Publisher   = (*realtime.Hub)(nil)
-	_ settings.Publisher   = (*realtime.Hub)(nil)
-	_ downloader.Recorder  = (*activity.Log)(nil)
-	_ activity.Store       = (*db.Store)(nil)
-	_ comfyui.Recorder     = (*activity.Log)(nil)
-	_ downloader.History   = (*db.Store)(nil)
-	_ downloader.Ledger    = (*db.Store)(nil)
-	_ comfyui.PromptStore  = (*db.Store)(nil)
-	_ settings.Store       = (*db.Store)(nil)
-	_ server.KeyStore      = (*db.Store)(nil)
+	_ downloader.Publisher  = (*realtime.Hub)(nil)
+	_ activity.Publisher    = (*realtime.Hub)(nil)
+	_ settings.Publisher    = (*realtime.Hub)(nil)
+	_ downloader.Recorder   = (*activity.Log)(nil)
+	_ activity.Store        = (*db.Store)(nil)
+	_ comfyui.Recorder      = (*activity.Log)(nil)
+	_ downloader.History    = (*db.Store)(nil)
+	_ downloader.Ledger     = (*db.Store)(nil)
+	_ comfyui.PromptStore   = (*db.Store)(nil)
+	_ settings.Store        = (*db.Store)(nil)
+	_ server.KeyStore       = (*db.Store)(nil)
+	_ system.Publisher      = (*realtime.Hub)(nil)
+	_ downloader.ModelFiles = (*system.Monitor)(nil)
 )
 
 func main() {
@@ -135,7 +138,11 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	defer store.Close()
 	log.Info("database ready", "path", cfg.DB, "journal_mode", store.JournalMode())
 
-	hub := realtime.New(realtime.Options{Logger: log})
+	// The monitor measures the pod only while someone watches: the hub
+	// tells it when the first client arrives and the last one leaves. No
+	// client can connect before the monitor exists (nothing listens yet).
+	var mon *system.Monitor
+	hub := realtime.New(realtime.Options{Logger: log, OnWatch: func(w bool) { mon.Watch(w) }})
 
 	// 3. Settings, with HF_TOKEN as the fallback token.
 	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: cfg.HFToken, HFEndpoint: cfg.HFEndpoint})
@@ -144,17 +151,37 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 		log.Info("HF_TOKEN is set; it is used when no token is saved in settings")
 	}
 
-	dl, err := downloader.New(downloader.Config{
-		PresetsFile: cfg.Presets, ModelsDir: cfg.Models, HFEndpoint: cfg.HFEndpoint,
-		Token: sets.Token, History: store, Files: store, Recorder: acts, Publisher: hub,
-		Logger: log, Now: h.Now, Concurrency: cfg.DownloadConcurrency, Connections: cfg.DownloadConnections,
-	})
-	if err != nil {
-		return fmt.Errorf("start downloader: %w", err)
-	}
 	watcher, err := comfyui.New(comfyui.Config{URL: cfg.ComfyUIURL, Recorder: acts, Prompts: store, Logger: log, Now: h.Now})
 	if err != nil {
 		return fmt.Errorf("start comfyui watcher: %w", err)
+	}
+	// The pod at a glance: it measures only while someone watches, read-only
+	// dashboards included.
+	mon = system.New(system.Config{
+		Workspace: cfg.Workspace, ModelsDir: cfg.Models, VolumeSize: cfg.VolumeSize,
+		ComfyUI: func() system.ComfyUI {
+			st := watcher.Status()
+			return system.ComfyUI{Watching: st.Watching, Reachable: st.Reachable, QueueRunning: st.QueueRunning, QueuePending: st.QueuePending}
+		},
+		Publisher: hub, Logger: log, Now: h.Now,
+	})
+	if cfg.VolumeSize > 0 {
+		log.Info("volume size set by VOLUME_SIZE_GB; free space is that less the models folder", "bytes", cfg.VolumeSize)
+	}
+
+	dlCfg := downloader.Config{
+		PresetsFile: cfg.Presets, ModelsDir: cfg.Models, HFEndpoint: cfg.HFEndpoint,
+		Token: sets.Token, History: store, Files: store, Recorder: acts, Publisher: hub,
+		Logger: log, Now: h.Now, Concurrency: cfg.DownloadConcurrency, Connections: cfg.DownloadConnections,
+		ModelFiles: mon,
+	}
+	if cfg.VolumeSize > 0 {
+		// statfs would answer with the cluster's free space.
+		dlCfg.FreeSpace = mon.FreeSpace
+	}
+	dl, err := downloader.New(dlCfg)
+	if err != nil {
+		return fmt.Errorf("start downloader: %w", err)
 	}
 	cronLog := cronLogger{log}
 	jobs := cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cronLog),
@@ -214,7 +241,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	}
 	srv := server.New(server.Config{
 		Version: version, Store: store, Hub: hub, Activity: acts, Settings: sets,
-		Downloads: dl, Logger: log, UI: ui.Handler(ui.Limits{MinRetentionDays: model.MinRetentionDays, MaxRetentionDays: model.MaxRetentionDays}), Password: cfg.Password, SessionKey: sessionKey,
+		Downloads: dl, System: mon, Logger: log, UI: ui.Handler(ui.Limits{MinRetentionDays: model.MinRetentionDays, MaxRetentionDays: model.MaxRetentionDays}), Password: cfg.Password, SessionKey: sessionKey,
 		Mode:     role.Mode,
 		Hostname: hostname, AllowedHosts: cfg.AllowedHosts, TrustedProxies: cfg.TrustedProxies,
 	})
@@ -240,6 +267,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	serveErr := make(chan error, 1)
 	g.Go(func() error { serveErr <- srv.Serve(ln); return nil })
 	g.Go(func() error { return role.Run(bgCtx, initial) })
+	g.Go(func() error { return mon.Run(bgCtx) })
 	leaseGroup.Go(func() error { return lse.Run(leaseCtx) })
 
 	var runErr error

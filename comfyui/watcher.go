@@ -150,6 +150,35 @@ type Watcher struct {
 	ownClient  bool
 	poll       time.Duration
 	maxBackoff time.Duration
+
+	// status is what the last poll found, for the pod's overview; Run
+	// writes it, anyone reads it.
+	statusMu sync.Mutex
+	status   Status
+}
+
+// Status is ComfyUI as the watcher's last poll saw it. Reading it costs no
+// request to ComfyUI.
+type Status struct {
+	Watching     bool // a URL is configured
+	Reachable    bool // the last poll answered (one failure in a row is forgiven, as for the activity)
+	QueueRunning int  // prompts running at the last successful poll
+	QueuePending int  // prompts waiting at the last successful poll
+}
+
+// Status returns what the last poll found.
+func (w *Watcher) Status() Status {
+	w.statusMu.Lock()
+	defer w.statusMu.Unlock()
+	s := w.status
+	s.Watching = w.base != nil
+	return s
+}
+
+func (w *Watcher) setStatus(s Status) {
+	w.statusMu.Lock()
+	w.status = s
+	w.statusMu.Unlock()
 }
 
 // New checks cfg and returns a Watcher. An empty URL gives a Watcher whose
@@ -312,6 +341,7 @@ func (w *Watcher) pollOnce(ctx context.Context, st *state) {
 		st.reachable = true
 		w.log.Info("comfyui reachable", "url", w.shownURL)
 	}
+	w.setStatus(Status{Reachable: true, QueueRunning: len(q.Running), QueuePending: len(q.Pending)})
 	first := !st.contacted
 	if first {
 		st.contacted, st.firstContact = true, w.now()
@@ -329,6 +359,7 @@ func (w *Watcher) pollFailed(ctx context.Context, st *state, err error) {
 		return
 	}
 	st.reachable = false
+	w.setStatus(Status{})
 	w.log.Warn("comfyui unreachable", "url", w.shownURL, "err", err)
 	if _, rerr := w.rec.Record(ctx, unreachableActivity(truncate(w.shownURL, 1000), err)); rerr != nil {
 		w.log.Error("record comfyui unreachable", "err", rerr)

@@ -464,3 +464,50 @@ func TestBasePathAndPasswordKeptOutOfActivity(t *testing.T) {
 		t.Errorf("password in activity: %q %s", a.Subtitle, a.Details)
 	}
 }
+
+// Status is what the last poll saw: reachable, and how many prompts run and
+// wait. It asks ComfyUI nothing itself.
+func TestStatusFromLastPoll(t *testing.T) {
+	checkNoLeaks(t)
+	f := newFakeComfy(t)
+	f.noWS = true
+	w, err := New(Config{URL: f.url(), Recorder: &recorder{}, Prompts: newPromptStore(), PollInterval: 20 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Status(); got != (Status{Watching: true}) {
+		t.Fatalf("before the first poll: %+v", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "reachable", func() bool { return w.Status().Reachable })
+	f.run("p1", nil)
+	f.queue("p2")
+	f.queue("p3")
+	waitFor(t, "one running, two waiting", func() bool {
+		return w.Status() == Status{Watching: true, Reachable: true, QueueRunning: 1, QueuePending: 2}
+	})
+	before := f.hits()
+	for range 100 {
+		w.Status()
+	}
+	if f.hits() > before+5 { // the poll loop's own requests only: 20 ms apart
+		t.Fatalf("Status made requests: %d polls during 100 calls", f.hits()-before)
+	}
+
+	f.stop()
+	waitFor(t, "unreachable", func() bool { return w.Status() == Status{Watching: true} })
+}
+
+func TestStatusWhenOff(t *testing.T) {
+	w, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Status(); got != (Status{}) {
+		t.Fatalf("watcher off: %+v, want nothing watched", got)
+	}
+}

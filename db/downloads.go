@@ -43,22 +43,29 @@ func (s *Store) StartDownload(ctx context.Context, presetID string, filesTotal i
 }
 
 const sqlFinishDownload = `UPDATE download_history
-SET status = ?, error_message = ?, files_completed = ?, files_total = ?, completed_at = ?
+SET status = ?, error_message = ?, error_code = ?, files_completed = ?, files_total = ?,
+    bytes_done = ?, bytes_total = ?, completed_at = ?
 WHERE id = ?`
 
 // FinishDownload records how download id ended: completed, failed or
-// cancelled. An empty errMsg is stored as NULL.
-func (s *Store) FinishDownload(ctx context.Context, id int64, status model.DownloadStatus, errMsg string, filesCompleted, filesTotal int) error {
-	if !status.Ended() {
-		return fmt.Errorf("finish download %d: status %q is not a final status", id, status)
+// cancelled. With no error, the message and code are stored as NULL; an
+// interrupted download's message is stored as the word "interrupted", as the
+// startup sweep (MarkInterrupted) writes it.
+func (s *Store) FinishDownload(ctx context.Context, id int64, end model.DownloadEnd) error {
+	if !end.Status.Ended() {
+		return fmt.Errorf("finish download %d: status %q is not a final status", id, end.Status)
 	}
-	var msg any // nil binds NULL
-	if errMsg != "" {
-		msg = errMsg
+	var msg, code any // nil binds NULL
+	if e := end.Error; e != nil {
+		msg, code = e.Message, string(e.Code)
+		if e.Code == model.CodeInterrupted {
+			msg = string(model.CodeInterrupted)
+		}
 	}
 	now := formatTime(s.now())
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, sqlFinishDownload, status, msg, filesCompleted, filesTotal, now, id)
+		res, err := tx.ExecContext(ctx, sqlFinishDownload, end.Status, msg, code, end.FilesCompleted, end.FilesTotal,
+			end.BytesDone, end.BytesTotal, now, id)
 		if err != nil {
 			return err
 		}
@@ -77,7 +84,8 @@ func (s *Store) FinishDownload(ctx context.Context, id int64, status model.Downl
 	return nil
 }
 
-const sqlDownloadColumns = `SELECT id, preset_id, status, error_message, files_completed, files_total, started_at, completed_at
+const sqlDownloadColumns = `SELECT id, preset_id, status, error_message, error_code, files_completed, files_total,
+       bytes_done, bytes_total, started_at, completed_at
 FROM download_history`
 
 const sqlGetDownload = sqlDownloadColumns + ` WHERE id = ?`
@@ -134,27 +142,45 @@ func (s *Store) ListDownloads(ctx context.Context, before int64, limit int) ([]m
 
 func scanDownload(row interface{ Scan(...any) error }) (model.DownloadRecord, error) {
 	var r model.DownloadRecord
-	var msg sql.NullString
-	var completed, total sql.NullInt64
+	var msg, code sql.NullString
+	var completed, total, bytesDone, bytesTotal sql.NullInt64
 	var started, done dbTime
-	if err := row.Scan(&r.ID, &r.PresetID, &r.Status, &msg, &completed, &total, &started, &done); err != nil {
+	if err := row.Scan(&r.ID, &r.PresetID, &r.Status, &msg, &code, &completed, &total, &bytesDone, &bytesTotal, &started, &done); err != nil {
 		return model.DownloadRecord{}, err
 	}
 	r.ErrorMessage = msg.String
+	r.Error = recordError(msg.String, model.Code(code.String))
 	r.FilesCompleted = int(completed.Int64)
 	r.FilesTotal = int(total.Int64)
+	r.BytesDone, r.BytesTotal = bytesDone.Int64, bytesTotal.Int64
 	r.StartedAt = started.Time
 	if done.Valid {
 		t := done.Time
 		r.CompletedAt = &t
+		secs := int64(max(0, t.Sub(r.StartedAt).Round(time.Second)/time.Second))
+		r.DurationSeconds = &secs
 	}
 	return r, nil
 }
 
+// recordError is a row's failure as a code and a sentence. An interrupted
+// download is stored as the bare word; it reads as the sentence downloads
+// carry.
+func recordError(msg string, code model.Code) *model.Error {
+	if msg == string(model.CodeInterrupted) && (code == "" || code == model.CodeInterrupted) {
+		return &model.Error{Code: model.CodeInterrupted, Message: model.InterruptedMessage}
+	}
+	if msg == "" && code == "" {
+		return nil
+	}
+	return &model.Error{Code: code, Message: msg}
+}
+
 const sqlMarkInterrupted = `UPDATE download_history
-SET status = ?, error_message = ?, completed_at = ?
+SET status = ?, error_message = ?, error_code = ?, completed_at = ?
 WHERE status = ?
-RETURNING id, preset_id, status, error_message, files_completed, files_total, started_at, completed_at`
+RETURNING id, preset_id, status, error_message, error_code, files_completed, files_total,
+          bytes_done, bytes_total, started_at, completed_at`
 
 // MarkInterrupted fails every download still "downloading", with the error
 // message "interrupted" (the code, as every interrupted row keeps): at startup those
@@ -166,7 +192,7 @@ func (s *Store) MarkInterrupted(ctx context.Context) ([]model.DownloadRecord, er
 	var out []model.DownloadRecord
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		out = out[:0] // a retried transaction starts over
-		rows, err := tx.QueryContext(ctx, sqlMarkInterrupted, model.DownloadFailed, model.CodeInterrupted, now, model.DownloadRunning)
+		rows, err := tx.QueryContext(ctx, sqlMarkInterrupted, model.DownloadFailed, model.CodeInterrupted, model.CodeInterrupted, now, model.DownloadRunning)
 		if err != nil {
 			return err
 		}

@@ -17,13 +17,19 @@ func TestDownloadLifecycle(t *testing.T) {
 
 	for _, tc := range []struct {
 		status         model.DownloadStatus
-		msg            string
+		err            *model.Error
 		done, total    int
 		wantStoredNull bool
+		wantMsg        string
+		wantErr        *model.Error
 	}{
-		{model.DownloadCompleted, "", 3, 3, true},
-		{model.DownloadFailed, "HTTP 401 from HuggingFace", 1, 3, false},
-		{model.DownloadCancelled, "cancelled by user", 0, 4, false},
+		{model.DownloadCompleted, nil, 3, 3, true, "", nil},
+		{model.DownloadFailed, &model.Error{Code: model.CodeHFTokenRequired, Message: "HTTP 401 from HuggingFace"}, 1, 3, false,
+			"HTTP 401 from HuggingFace", &model.Error{Code: model.CodeHFTokenRequired, Message: "HTTP 401 from HuggingFace"}},
+		{model.DownloadCancelled, nil, 0, 4, true, "", nil},
+		// Stored as the word the startup sweep writes, read back as the sentence.
+		{model.DownloadFailed, &model.Error{Code: model.CodeInterrupted, Message: model.InterruptedMessage}, 1, 2, false,
+			"interrupted", &model.Error{Code: model.CodeInterrupted, Message: model.InterruptedMessage}},
 	} {
 		clock.Set(start)
 		rec, err := s.StartDownload(ctx, "FLUX_DEV", 3)
@@ -40,14 +46,16 @@ func TestDownloadLifecycle(t *testing.T) {
 
 		end := start.Add(90*time.Second + 250*time.Millisecond)
 		clock.Set(end)
-		if err := s.FinishDownload(ctx, rec.ID, tc.status, tc.msg, tc.done, tc.total); err != nil {
+		if err := s.FinishDownload(ctx, rec.ID, model.DownloadEnd{Status: tc.status, Error: tc.err, FilesCompleted: tc.done, FilesTotal: tc.total, BytesDone: 1500, BytesTotal: 4000}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.GetDownload(ctx, rec.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want.Status, want.ErrorMessage, want.FilesCompleted, want.FilesTotal, want.CompletedAt = tc.status, tc.msg, tc.done, tc.total, &end
+		took := int64(90)
+		want.Status, want.ErrorMessage, want.Error, want.FilesCompleted, want.FilesTotal, want.CompletedAt = tc.status, tc.wantMsg, tc.wantErr, tc.done, tc.total, &end
+		want.BytesDone, want.BytesTotal, want.DurationSeconds = 1500, 4000, &took
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("after finish %s: %+v, want %+v", tc.status, got, want)
 		}
@@ -57,10 +65,10 @@ func TestDownloadLifecycle(t *testing.T) {
 		}
 	}
 
-	if err := s.FinishDownload(ctx, 1, model.DownloadRunning, "", 0, 0); err == nil || !strings.Contains(err.Error(), "not a final status") {
+	if err := s.FinishDownload(ctx, 1, model.DownloadEnd{Status: model.DownloadRunning}); err == nil || !strings.Contains(err.Error(), "not a final status") {
 		t.Errorf("finishing as downloading: %v", err)
 	}
-	if err := s.FinishDownload(ctx, 9999, model.DownloadCompleted, "", 0, 0); model.ErrorCode(err) != model.CodeNotFound {
+	if err := s.FinishDownload(ctx, 9999, model.DownloadEnd{Status: model.DownloadCompleted}); model.ErrorCode(err) != model.CodeNotFound {
 		t.Errorf("finish unknown id: %v, want not_found", err)
 	}
 	if _, err := s.GetDownload(ctx, 9999); model.ErrorCode(err) != model.CodeNotFound {
@@ -79,7 +87,7 @@ func TestMarkInterrupted(t *testing.T) {
 	a, _ := s.StartDownload(ctx, "A", 2)
 	b, _ := s.StartDownload(ctx, "B", 2)
 	c, _ := s.StartDownload(ctx, "C", 1)
-	if err := s.FinishDownload(ctx, b.ID, model.DownloadCompleted, "", 2, 2); err != nil {
+	if err := s.FinishDownload(ctx, b.ID, model.DownloadEnd{Status: model.DownloadCompleted, FilesCompleted: 2, FilesTotal: 2}); err != nil {
 		t.Fatal(err)
 	}
 	finishedB, _ := s.GetDownload(ctx, b.ID)
@@ -93,6 +101,7 @@ func TestMarkInterrupted(t *testing.T) {
 	for _, id := range []int64{a.ID, c.ID} {
 		got, _ := s.GetDownload(ctx, id)
 		if got.Status != model.DownloadFailed || got.ErrorMessage != "interrupted" ||
+			got.Error == nil || got.Error.Code != model.CodeInterrupted || got.Error.Message != model.InterruptedMessage ||
 			got.CompletedAt == nil || !got.CompletedAt.Equal(restart) {
 			t.Errorf("interrupted row %+v", got)
 		}

@@ -26,7 +26,8 @@ func TestOpenCreatesSchemaAndDefaults(t *testing.T) {
 		"activity": {"id INTEGER", "type TEXT", "status TEXT", "title TEXT", "subtitle TEXT",
 			"details JSON", "created_at TIMESTAMP"},
 		"download_history": {"id INTEGER", "preset_id TEXT", "status TEXT", "error_message TEXT",
-			"files_completed INTEGER", "files_total INTEGER", "started_at TIMESTAMP", "completed_at TIMESTAMP"},
+			"files_completed INTEGER", "files_total INTEGER", "started_at TIMESTAMP", "completed_at TIMESTAMP",
+			"bytes_done INTEGER", "bytes_total INTEGER", "error_code TEXT"},
 		"comfyui_prompts": {"prompt_id TEXT", "status TEXT", "updated_at TEXT"},
 	}
 	for table, cols := range want {

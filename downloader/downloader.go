@@ -49,7 +49,7 @@ type Recorder interface {
 // History is the download_history table.
 type History interface {
 	StartDownload(ctx context.Context, presetID string, filesTotal int) (model.DownloadRecord, error)
-	FinishDownload(ctx context.Context, id int64, status model.DownloadStatus, errMsg string, filesCompleted, filesTotal int) error
+	FinishDownload(ctx context.Context, id int64, end model.DownloadEnd) error
 	GetDownload(ctx context.Context, id int64) (model.DownloadRecord, error)
 	MarkInterrupted(ctx context.Context) ([]model.DownloadRecord, error)
 }
@@ -89,6 +89,15 @@ type Config struct {
 	FreeSpace func(dir string) (uint64, error)
 
 	window int64 // the hash window; 0 → defaultWindow (tests shrink it)
+	// ModelFiles, when set, hears of files landing in the models folder.
+	ModelFiles ModelFiles
+}
+
+// ModelFiles hears about files landing in (and leaving) the models folder,
+// so the pod's overview stays current between its walks of the folder.
+type ModelFiles interface {
+	Added(relPath string, size int64)
+	Removed(relPath string, size int64)
 }
 
 // Manager owns the presets, the queue and the workers.

@@ -43,7 +43,7 @@ func (h *fakeHistory) StartDownload(_ context.Context, presetID string, filesTot
 	return r, nil
 }
 
-func (h *fakeHistory) FinishDownload(_ context.Context, id int64, status model.DownloadStatus, errMsg string, filesCompleted, filesTotal int) error {
+func (h *fakeHistory) FinishDownload(_ context.Context, id int64, end model.DownloadEnd) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r, ok := h.rows[id]
@@ -51,7 +51,16 @@ func (h *fakeHistory) FinishDownload(_ context.Context, id int64, status model.D
 		return model.Errorf(model.CodeNotFound, "There is no download %d.", id)
 	}
 	now := time.Now().UTC()
-	r.Status, r.ErrorMessage, r.FilesCompleted, r.FilesTotal, r.CompletedAt = status, errMsg, filesCompleted, filesTotal, &now
+	// As the store keeps it: an interrupted download's message is the word.
+	errMsg := ""
+	if end.Error != nil {
+		errMsg = end.Error.Message
+		if end.Error.Code == model.CodeInterrupted {
+			errMsg = string(model.CodeInterrupted)
+		}
+	}
+	r.Status, r.ErrorMessage, r.Error, r.FilesCompleted, r.FilesTotal, r.CompletedAt = end.Status, errMsg, end.Error, end.FilesCompleted, end.FilesTotal, &now
+	r.BytesDone, r.BytesTotal = end.BytesDone, end.BytesTotal
 	h.rows[id] = r
 	return nil
 }

@@ -183,7 +183,8 @@ func (m *Manager) fetchPreset(ctx context.Context, d *download) error {
 		d.filesCompleted++
 		m.mu.Unlock()
 		m.reserveSpace(root, d.id, todo[i+1:], -1) // less than before: cannot fail
-		m.publishPresets()                         // the file is installed, for every preset that lists it
+		m.landed(f)
+		m.publishPresets() // the file is installed, for every preset that lists it
 	}
 	return nil
 }

@@ -282,8 +282,11 @@ func leaves(dir, rel string) bool {
 }
 
 func diskError(op string, err error) *fetchError {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return permanent(model.CodeDiskSpace, "%s: the disk is full", op)
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return permanent(model.CodeDiskSpace, "%s: the volume is full", op)
+	case errors.Is(err, syscall.EDQUOT): // a network volume's quota, often before it is full
+		return permanent(model.CodeDiskSpace, "%s: the volume is full (its quota is used up)", op)
 	}
 	return permanent(model.CodeDisk, "%s: %v", op, unwrapPathErr(err))
 }

@@ -496,14 +496,12 @@ func (m *Manager) publishFinal(snap Download) {
 func (m *Manager) finishHistory(d *download, snap Download) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	msg := ""
-	if snap.Error != nil {
-		msg = snap.Error.Message
-		if snap.Error.Code == model.CodeInterrupted {
-			msg = string(model.CodeInterrupted) // the same word the startup sweep writes
-		}
+	end := model.DownloadEnd{
+		Status: snap.Status, Error: snap.Error,
+		FilesCompleted: snap.FilesCompleted, FilesTotal: snap.FilesTotal,
+		BytesDone: snap.BytesDone, BytesTotal: snap.BytesTotal,
 	}
-	if err := m.cfg.History.FinishDownload(ctx, d.id, snap.Status, msg, snap.FilesCompleted, snap.FilesTotal); err != nil {
+	if err := m.cfg.History.FinishDownload(ctx, d.id, end); err != nil {
 		m.log.Error("record download end failed", "download_id", d.id, "err", err)
 	}
 }

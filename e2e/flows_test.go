@@ -397,6 +397,7 @@ func TestPagesHaveNoConsoleErrors(t *testing.T) {
 	pages := []struct{ path, ready string }{
 		{"/", `document.querySelector('li.preset[data-id="OPEN_LORA"]') && document.querySelectorAll("#recent-list li.act").length === 2`},
 		{"/activity", `document.querySelectorAll("#log-list li.act").length === 2`},
+		{"/history", `!document.getElementById("hist-empty").hidden`},
 		{"/settings", `document.getElementById("retention-input").value === "30" && document.getElementById("token-state-text").textContent.includes("No token")`},
 		{"/login", `document.getElementById("login-sub").textContent.includes("No password is set")`},
 	}

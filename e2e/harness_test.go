@@ -96,12 +96,13 @@ type dashboard struct {
 type dashOptions struct {
 	presets  string // presets.yaml content
 	password string
-	env      []string               // extra environment, e.g. HF_TOKEN=…
+	env      []string               // extra environment, e.g. HF_TOKEN=… (a PATH here replaces the test's)
 	setup    func(workspace string) // runs before the first start
 	// workspace, when set, is another dashboard's: this one shares it (and
 	// its presets) as a second pod on the same volume would.
 	workspace string
 	args      []string // extra flags, e.g. --node-name
+	comfyui   string   // ComfyUI's URL; "" turns watching off
 }
 
 var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
@@ -122,7 +123,7 @@ func startDashboard(t *testing.T, hf *fakeHF, o dashOptions) *dashboard {
 		o.setup(ws)
 	}
 	d := &dashboard{t: t, workspace: ws, password: o.password, env: o.env, addr: "127.0.0.1:0"}
-	d.args = []string{"--workspace", ws, "--comfyui-url", "", "--hf-endpoint", hf.srv.URL, "--log-level", "debug"}
+	d.args = []string{"--workspace", ws, "--comfyui-url", o.comfyui, "--hf-endpoint", hf.srv.URL, "--log-level", "debug"}
 	if o.password != "" {
 		d.args = append(d.args, "--password", o.password)
 	}

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
+	"image/png"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -115,18 +117,24 @@ func TestScreenshots(t *testing.T) {
 	hf.add("Comfy-Org/Wan_2.2_ComfyUI_Repackaged", "wan2.2_t2v_14B_fp8.safetensors", 64<<20, false, 64<<10, 100*time.Millisecond)
 	hf.add("Lightricks/LTX-Video", "ltx-video-2b-v0.9.5.safetensors", 1<<20, false, 64<<10, 100*time.Millisecond)
 
+	// Two GPUs, a ComfyUI with a prompt running and two waiting, and a
+	// 20 GB volume: the FLUX presets (24 GB) do not fit, so Install warns.
+	smi := newFakeSMI(t, twoGPUs)
+	comfy := newFakeComfy(t, 0, 0) // busy after the empty states
+
 	const password = "screenshots"
-	d := startDashboard(t, hf, dashOptions{presets: showcasePresets, password: password, setup: func(ws string) {
-		for _, p := range []string{"checkpoints/sd_xl_base_1.0.safetensors", "loras/sdxl-detail.safetensors"} {
-			f := filepath.Join(ws, "models", filepath.FromSlash(p))
-			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
-				t.Fatal(err)
+	d := startDashboard(t, hf, dashOptions{presets: showcasePresets, password: password, comfyui: comfy.srv.URL,
+		env: []string{smi.pathEnv(), "VOLUME_SIZE_GB=20"}, setup: func(ws string) {
+			for _, p := range []string{"checkpoints/sd_xl_base_1.0.safetensors", "loras/sdxl-detail.safetensors"} {
+				f := filepath.Join(ws, "models", filepath.FromSlash(p))
+				if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(f, []byte("model"), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if err := os.WriteFile(f, []byte("model"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}})
+		}})
 
 	tb := newTab(t, newBrowser(t), "screens")
 	shot := func(name string, full bool) {
@@ -178,7 +186,8 @@ func TestScreenshots(t *testing.T) {
 			tb.do("desktop size", chromedp.EmulateViewport(width, 900))
 		}
 		for _, p := range []struct{ name, path, ready string }{
-			{"home", "/", `!document.getElementById("queue-empty").hidden && !document.getElementById("recent-empty").hidden && document.querySelector("li.preset")`},
+			{"home", "/", `!document.getElementById("queue-empty").hidden && document.querySelector("li.preset") && document.querySelectorAll(".gpu").length === 2`},
+			{"history", "/history", `!document.getElementById("hist-empty").hidden`},
 			{"activity", "/activity", `!document.getElementById("log-empty").hidden`},
 		} {
 			tb.navigate(d.url(p.path))
@@ -189,6 +198,7 @@ func TestScreenshots(t *testing.T) {
 		}
 	}
 
+	comfy.set(1, 2)
 	d.addActivity("generation", "started", "Generation started", "portrait_workflow.json (prompt 5f2c9a)", map[string]any{"prompt_id": "5f2c9a", "workflow": "portrait_workflow.json"})
 	d.addActivity("generation", "completed", "4 images generated", "portrait_workflow.json (prompt 5f2c9a)", map[string]any{"prompt_id": "5f2c9a", "images": 4, "duration_seconds": 42})
 	d.addActivity("error", "failed", "ComfyUI is unreachable", "http://127.0.0.1:8188", nil)
@@ -199,8 +209,9 @@ func TestScreenshots(t *testing.T) {
 	waitDownloads(t, d, map[string]string{"STABLE_AUDIO": "completed", "ACE_STEP": "failed", "WAN22_T2V": "downloading", "LTX_VIDEO": "queued"})
 
 	pages := []struct{ name, path, ready string }{
-		{"home", "/", `document.querySelectorAll("#queue-list li.dl").length === 4 && document.querySelector('li.preset[data-id="FLUX_DEV"]') && document.querySelectorAll("#recent-list li.act").length >= 5`},
+		{"home", "/", `document.querySelectorAll("#queue-list li.dl").length === 4 && document.querySelector('li.preset[data-id="FLUX_DEV"]') && document.querySelectorAll("#recent-list li.act").length >= 5 && document.querySelectorAll(".gpu").length === 2 && document.querySelector('[data-tile="comfyui"]').textContent.includes("1 running") && document.querySelectorAll(".sys-folders-list li").length >= 2`},
 		{"activity", "/activity", `document.querySelectorAll("#log-list li.act").length >= 5`},
+		{"history", "/history", `document.querySelectorAll("#hist-body tr").length === 4 && document.querySelector("#hist-body tr[data-status=failed] .hist-err").textContent !== ""`},
 		{"settings", "/settings", `document.getElementById("retention-input").value !== ""`},
 		{"login", "/login", `document.getElementById("login-form")`},
 	}
@@ -222,13 +233,28 @@ func TestScreenshots(t *testing.T) {
 				if p.name == "activity" {
 					tb.do("open one entry's details", chromedp.Evaluate[chromedp.Void](`document.querySelector('#log-list li.act[data-type="generation"][data-status="completed"] details').open = true`))
 				}
+				if p.name == "home" {
+					tb.do("open the model folders", chromedp.Evaluate[chromedp.Void](`document.querySelector(".sys-folders").open = true`))
+					tb.waitFor("the space warning on FLUX", `!document.querySelector('li.preset[data-id="FLUX_SCHNELL"] .preset-warn').hidden && document.querySelector('li.preset[data-id="SDXL_BASE"] .preset-warn').hidden`)
+				}
 				noOverflow(fmt.Sprintf("%s at %d px, %s", p.name, width, theme), int(width))
 				shot(fmt.Sprintf("%s-%d-%s", p.name, width, theme), true)
+				if p.name == "home" && dir != "" {
+					// The pod panel alone, to look at closely.
+					buf, err := chromedp.Run(tb.ctx, chromedp.Screenshot(chromedp.CSS("#system-card")))
+					if err != nil {
+						t.Fatalf("screenshot the pod panel: %v", err)
+					}
+					if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("pod-%d-%s.png", width, theme)), buf, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
 			// The token prompt, from Install on the gated preset.
 			tb.navigate(d.url("/"))
 			tb.waitLive()
 			tb.do("scroll to the gated preset", chromedp.ScrollIntoView(chromedp.CSS(`li.preset[data-id="FLUX_DEV"]`)))
+			scrolled := eval[float64](tb, `scrollY`)
 			tb.click(`li.preset[data-id="FLUX_DEV"] button[data-action="install"]`)
 			tb.waitFor("the token modal", `document.getElementById("token-modal").open`)
 			tb.typeInto("#token-modal-input", "hf_notquitegood")
@@ -236,8 +262,13 @@ func TestScreenshots(t *testing.T) {
 			tb.waitFor("the test result", `document.getElementById("token-modal-msg").textContent !== ""`)
 			noOverflow(fmt.Sprintf("token modal at %d px, %s", width, theme), int(width))
 			shot(fmt.Sprintf("modal-%d-%s", width, theme), false)
+			backdropCovers(t, tb, fmt.Sprintf("token modal at %d px, %s", width, theme), theme)
 			tb.do("close the modal", chromedp.KeyEvent(kb.Escape))
-			tb.waitFor("the modal closed", `!document.getElementById("token-modal").open`)
+			// The page is let go by the dialog's close event, which follows its closing.
+			tb.waitFor("the modal closed", `!document.getElementById("token-modal").open && !document.documentElement.classList.contains("modal-open")`)
+			if y := eval[float64](tb, `scrollY`); y < scrolled-1 || y > scrolled+1 || scrolled == 0 {
+				t.Errorf("the page was at %v before the modal and at %v after it", scrolled, y)
+			}
 		}
 	}
 	// The narrowest phone the UI must serve: every page still fits.
@@ -321,3 +352,32 @@ const outsideJS = `(() => {
   }
   return out.slice(0, 6);
 })()`
+
+// backdropCovers checks that an open modal's backdrop covers the whole page,
+// not only the window: the page is pinned to the window's height, and a
+// capture of the full page (which a page longer than the window once showed
+// with an uncovered strip at the bottom) is tinted down to its last row.
+func backdropCovers(t *testing.T, tb *tab, what, theme string) {
+	t.Helper()
+	if got := eval[[]float64](tb, `[document.documentElement.scrollHeight, innerHeight]`); got[0] > got[1]+1 {
+		t.Errorf("%s: the page is %v px tall behind the modal, taller than the %v px window", what, got[0], got[1])
+	}
+	buf, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("%s: full capture: %v", what, err)
+	}
+	img, err := png.Decode(bytes.NewReader(buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if theme != "light" {
+		return // the dark page and its backdrop are too close to tell apart by brightness
+	}
+	b := img.Bounds()
+	for _, x := range []int{b.Min.X + 3, b.Dx() / 2, b.Max.X - 4} {
+		r, g, bl, _ := img.At(x, b.Max.Y-2).RGBA()
+		if lum := (r>>8 + g>>8 + bl>>8) / 3; lum > 200 {
+			t.Errorf("%s: the bottom of the page is not under the backdrop (pixel %d,%d has brightness %d)", what, x, b.Max.Y-2, lum)
+		}
+	}
+}

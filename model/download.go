@@ -34,16 +34,39 @@ const (
 // restart carries (code CodeInterrupted); download_history keeps the code.
 const InterruptedMessage = "The dashboard stopped while this download ran; retry it to resume."
 
-// DownloadRecord is one row of download_history.
+// DownloadRecord is one row of download_history, as GET
+// /api/downloads/history sends it.
 type DownloadRecord struct {
-	ID             int64          `json:"id"`
-	PresetID       string         `json:"preset_id"`
-	Status         DownloadStatus `json:"status"`
-	ErrorMessage   string         `json:"error_message"`
-	FilesCompleted int            `json:"files_completed"`
-	FilesTotal     int            `json:"files_total"`
-	StartedAt      time.Time      `json:"started_at"`
-	CompletedAt    *time.Time     `json:"completed_at"`
+	ID       int64  `json:"id"`
+	PresetID string `json:"preset_id"`
+	// PresetName is the preset's name in presets.yaml now, filled in by the
+	// server; the id when the preset is gone.
+	PresetName   string         `json:"preset_name"`
+	Status       DownloadStatus `json:"status"`
+	ErrorMessage string         `json:"error_message"` // as stored: "interrupted" for a restart
+	// Error is the failure as a code and a sentence, like a Download's;
+	// null when it did not fail. Rows from before error codes were kept
+	// have an empty code, except interrupted ones.
+	Error          *Error     `json:"error"`
+	FilesCompleted int        `json:"files_completed"`
+	FilesTotal     int        `json:"files_total"`
+	BytesDone      int64      `json:"bytes_done"`  // fetched by this download; 0 for rows from before sizes were kept
+	BytesTotal     int64      `json:"bytes_total"` // it had to fetch
+	StartedAt      time.Time  `json:"started_at"`  // when it was queued
+	CompletedAt    *time.Time `json:"completed_at"`
+	// DurationSeconds is from queued to ended, whole seconds; null while
+	// it runs.
+	DurationSeconds *int64 `json:"duration_seconds"`
+}
+
+// DownloadEnd is how a download ended, as download_history keeps it.
+type DownloadEnd struct {
+	Status         DownloadStatus
+	Error          *Error // nil when it completed or was cancelled
+	FilesCompleted int
+	FilesTotal     int
+	BytesDone      int64
+	BytesTotal     int64
 }
 
 // ModelFile is a file the dashboard put in place in the models folder and

@@ -9,4 +9,5 @@ const (
 	FrameSettings        = "settings"
 	FramePresets         = "presets"
 	FrameMode            = "mode"
+	FrameSystem          = "system"
 )

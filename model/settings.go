@@ -4,6 +4,7 @@ package model
 const (
 	SettingTheme         = "theme"
 	SettingRetentionDays = "activity_retention_days"
+	SettingNotifications = "notifications"
 	SettingHFToken       = "hf_token"
 	SettingHFUsername    = "hf_username"
 	SettingSessionKey    = "session_key"
@@ -16,9 +17,12 @@ const (
 )
 
 // Defaults a new database starts with, and the range of the retention.
+// Notifications start off: the browser asks for permission only when the
+// user turns them on.
 const (
 	DefaultTheme         = ThemeDark
 	DefaultRetentionDays = 30
+	DefaultNotifications = false
 	MinRetentionDays     = 1
 	MaxRetentionDays     = 3650
 )

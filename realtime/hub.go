@@ -52,6 +52,13 @@ type Options struct {
 	// Serve names it), so one machine cannot take every place; 0 →
 	// DefaultMaxClientsPerAddress.
 	MaxClientsPerAddress int
+
+	// OnWatch, when set, is called with true when the first client registers
+	// and with false when the last one leaves, so an owner can do work (such
+	// as measuring the pod every few seconds) only while someone watches.
+	// Calls are made one at a time, in order, while the hub holds its lock:
+	// OnWatch must return quickly and must not call the hub.
+	OnWatch func(watching bool)
 }
 
 // The default limits. Behind a proxy that is not trusted every client has
@@ -96,6 +103,7 @@ type Hub struct {
 	readLimit    int64
 	maxClients   int
 	maxPerAddr   int
+	onWatch      func(bool)
 
 	nextID atomic.Uint64
 
@@ -124,6 +132,7 @@ func New(opts Options) *Hub {
 		readLimit:    opts.ReadLimit,
 		maxClients:   opts.MaxClients,
 		maxPerAddr:   opts.MaxClientsPerAddress,
+		onWatch:      opts.OnWatch,
 		clients:      make(map[*client]struct{}),
 		live:         make(map[*client]struct{}),
 		perAddr:      make(map[string]int),
@@ -188,7 +197,7 @@ func (h *Hub) Publish(typ string, data any) {
 		select {
 		case c.send <- frame:
 		default:
-			delete(h.clients, c)
+			h.removeLocked(c)
 			if c.stop(closeTryAgainLater, reasonTooSlow) {
 				dropped = append(dropped, c.id)
 			}
@@ -380,6 +389,9 @@ func (h *Hub) register(conn Conn, from string) (*client, error) {
 	h.clients[c] = struct{}{}
 	h.live[c] = struct{}{}
 	h.perAddr[from]++
+	if len(h.clients) == 1 && h.onWatch != nil {
+		h.onWatch(true)
+	}
 	h.serving.Add(1)
 	return c, nil
 }
@@ -388,7 +400,7 @@ func (h *Hub) register(conn Conn, from string) (*client, error) {
 // Serve as finished.
 func (h *Hub) unregister(c *client) {
 	h.mu.Lock()
-	delete(h.clients, c)
+	h.removeLocked(c)
 	delete(h.live, c)
 	if h.perAddr[c.from]--; h.perAddr[c.from] <= 0 {
 		delete(h.perAddr, c.from)
@@ -411,6 +423,18 @@ func abort(conn Conn) {
 		}
 	}
 	_ = conn.Close()
+}
+
+// removeLocked forgets c, telling the owner when it was the last client. The
+// caller holds h.mu.
+func (h *Hub) removeLocked(c *client) {
+	if _, ok := h.clients[c]; !ok {
+		return
+	}
+	delete(h.clients, c)
+	if len(h.clients) == 0 && h.onWatch != nil {
+		h.onWatch(false)
+	}
 }
 
 // snapshotFrame calls snapshot and marshals its result as the snapshot frame.

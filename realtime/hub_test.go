@@ -437,3 +437,57 @@ func TestClientsCounts(t *testing.T) {
 	_ = conns[1].WriteControl(fastws.CloseMessage, fastws.FormatCloseMessage(fastws.CloseGoingAway, ""), time.Now().Add(guard))
 	waitFor(t, "one client", func() bool { return hub.Clients() == 1 })
 }
+
+// The owner hears when the first client arrives and when the last one leaves,
+// however it leaves (closing, dropped as too slow), and nothing in between.
+func TestOnWatchFirstAndLastClient(t *testing.T) {
+	var mu sync.Mutex
+	var calls []bool
+	got := func() []bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]bool(nil), calls...)
+	}
+	hub := realtime.New(realtime.Options{Logger: quietLogger(), SendBuffer: 1, OnWatch: func(w bool) {
+		mu.Lock()
+		calls = append(calls, w)
+		mu.Unlock()
+	}})
+	srv := startFiber(t, hub, snapshotOf("s"))
+	if c := got(); len(c) != 0 {
+		t.Fatalf("OnWatch called before any client: %v", c)
+	}
+
+	a := dial(t, srv.url)
+	readFrame(t, a)
+	if c := got(); len(c) != 1 || !c[0] {
+		t.Fatalf("after the first client: %v, want [true]", c)
+	}
+	b := dial(t, srv.url)
+	readFrame(t, b)
+	_ = a.Close()
+	waitFor(t, "one client", func() bool { return hub.Clients() == 1 })
+	if c := got(); len(c) != 1 {
+		t.Fatalf("a second client came and the first went: %v, want still [true]", c)
+	}
+	_ = b.Close()
+	waitFor(t, "the last client gone", func() bool { return len(got()) == 2 })
+	if c := got(); c[1] {
+		t.Fatalf("after the last client left: %v, want [true false]", c)
+	}
+
+	// A client the hub drops as too slow (it never reads) is a leaving client too.
+	slow := dial(t, srv.url)
+	waitFor(t, "the slow client registered", func() bool { return len(got()) == 3 })
+	for i := range 1000 {
+		hub.Publish("download", seqEvent{Seq: i})
+		if hub.Clients() == 0 {
+			break
+		}
+	}
+	waitFor(t, "the slow client dropped", func() bool { return len(got()) == 4 })
+	if c := got(); !c[2] || c[3] {
+		t.Fatalf("a dropped last client: %v, want [true false true false]", c)
+	}
+	_ = slow.Close()
+}

@@ -48,5 +48,11 @@ func (s *Server) handleDownloadHistory(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	for i := range rows {
+		rows[i].PresetName = rows[i].PresetID
+		if name, ok := s.cfg.Downloads.PresetName(rows[i].PresetID); ok && name != "" {
+			rows[i].PresetName = name
+		}
+	}
 	return c.JSON(fiber.Map{"history": nonNil(rows), "next_before": nextBefore(rows, int(limit), func(r model.DownloadRecord) int64 { return r.ID })})
 }

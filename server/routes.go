@@ -25,6 +25,7 @@ func (s *Server) routes() {
 	a.Post("/api/logout", s.handleLogout)
 
 	a.Get("/api/health", s.handleHealth)
+	a.Get("/api/system", s.handleSystem)
 
 	a.Get("/api/settings", s.handleSettingsGet)
 	a.Patch("/api/settings", s.handleSettingsPatch)

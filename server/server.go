@@ -18,6 +18,7 @@ import (
 	"dashboard/model"
 	"dashboard/realtime"
 	"dashboard/settings"
+	"dashboard/system"
 )
 
 // BodyLimit is the largest request body accepted.
@@ -31,6 +32,7 @@ type Config struct {
 	Activity   *activity.Log
 	Settings   *settings.Service
 	Downloads  *downloader.Manager
+	System     *system.Monitor
 	Logger     *slog.Logger
 	UI         fiber.Handler // serves the embedded pages
 	Password   string        // "" leaves the dashboard open

@@ -29,6 +29,7 @@ import (
 	"dashboard/realtime"
 	"dashboard/server"
 	"dashboard/settings"
+	"dashboard/system"
 	"dashboard/ui"
 )
 
@@ -144,6 +145,9 @@ type options struct {
 	allowedHosts   []string
 	trustedProxies string // comma-separated, as TRUSTED_PROXIES
 	hub            realtime.Options
+	// The pod at a glance.
+	volumeSize  int64         // VOLUME_SIZE_GB in bytes
+	systemEvery time.Duration // the system frame's interval; 0: 5 s
 }
 
 func start(t testing.TB, o options) *env {
@@ -165,7 +169,9 @@ func start(t testing.TB, o options) *env {
 	if o.hfEndpoint == "" {
 		o.hfEndpoint = fakeHF(t).URL
 	}
+	var mon *system.Monitor
 	o.hub.Logger = log
+	o.hub.OnWatch = func(w bool) { mon.Watch(w) }
 	hub := realtime.New(o.hub)
 	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: o.envToken, HFEndpoint: o.hfEndpoint})
 	acts := activity.New(activity.Config{Store: store, Publisher: hub, Logger: log, RetentionDays: sets.RetentionDays})
@@ -179,9 +185,10 @@ func start(t testing.TB, o options) *env {
 	if err := os.WriteFile(presets, []byte(o.presets), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	mon = system.New(system.Config{Workspace: dir, ModelsDir: o.modelsDir, Publisher: hub, Logger: log, VolumeSize: o.volumeSize, Interval: o.systemEvery})
 	dl, err := downloader.New(downloader.Config{
 		PresetsFile: presets, ModelsDir: o.modelsDir, HFEndpoint: o.hfEndpoint, RetryBase: 10 * time.Millisecond,
-		Token: sets.Token, History: store, Files: store, Recorder: acts, Publisher: hub, Logger: log,
+		Token: sets.Token, History: store, Files: store, Recorder: acts, Publisher: hub, Logger: log, ModelFiles: mon,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +203,7 @@ func start(t testing.TB, o options) *env {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{
-		Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, Logger: log,
+		Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, System: mon, Logger: log,
 		Password: o.password, SessionKey: o.sessionKey, UI: ui.Handler(ui.Limits{MinRetentionDays: 1, MaxRetentionDays: 3650}),
 		Hostname: o.hostname, AllowedHosts: o.allowedHosts, TrustedProxies: proxies, Mode: o.mode,
 	})
@@ -206,9 +213,10 @@ func start(t testing.TB, o options) *env {
 	}
 	bg, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); srv.Serve(ln) }()
 	go func() { defer wg.Done(); dl.Run(bg) }()
+	go func() { defer wg.Done(); mon.Run(bg) }()
 	e := &env{URL: "http://" + ln.Addr().String(), PresetsFile: presets, Store: store, Hub: hub, Logs: logs, srv: srv, ln: ln}
 	var once sync.Once
 	e.stop = func() {

@@ -19,8 +19,8 @@ func (s *Server) handleSettingsGet(c *fiber.Ctx) error {
 	return c.JSON(v)
 }
 
-// handleSettingsPatch changes theme and retention. Keys are checked one by one
-// so the message can name the key that is wrong.
+// handleSettingsPatch changes theme, retention and notifications. Keys are
+// checked one by one so the message can name the key that is wrong.
 func (s *Server) handleSettingsPatch(c *fiber.Ctx) error {
 	var raw map[string]json.RawMessage
 	if err := decodeJSON(c, &raw); err != nil {
@@ -36,15 +36,21 @@ func (s *Server) handleSettingsPatch(c *fiber.Ctx) error {
 		case model.SettingRetentionDays:
 			p.RetentionDays = new(int)
 			err = json.Unmarshal(v, p.RetentionDays)
+		case model.SettingNotifications:
+			p.Notifications = new(bool)
+			err = json.Unmarshal(v, p.Notifications)
 		case model.SettingHFToken:
 			return model.Errorf(model.CodeInvalidSetting, "The HuggingFace token is not changed here: use POST /api/settings/hf-token, which checks it first.")
 		default:
-			return model.Errorf(model.CodeInvalidSetting, "Unknown setting %q: only theme and activity_retention_days can be changed.", k)
+			return model.Errorf(model.CodeInvalidSetting, "Unknown setting %q: only theme, activity_retention_days and notifications can be changed.", k)
 		}
 		if err != nil || bytes.Equal(v, []byte("null")) {
 			want := fmt.Sprintf("%q or %q", model.ThemeDark, model.ThemeLight)
-			if k == model.SettingRetentionDays {
+			switch k {
+			case model.SettingRetentionDays:
 				want = "a whole number of days"
+			case model.SettingNotifications:
+				want = "true or false"
 			}
 			return model.Errorf(model.CodeInvalidSetting, "Setting %q must be %s.", k, want)
 		}

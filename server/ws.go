@@ -13,6 +13,7 @@ import (
 	"dashboard/model"
 	"dashboard/realtime"
 	"dashboard/settings"
+	"dashboard/system"
 )
 
 // Snapshot is the first frame a WebSocket client gets: everything a page
@@ -23,6 +24,10 @@ type Snapshot struct {
 	Settings  settings.View         `json:"settings"`
 	Presets   downloader.PresetList `json:"presets"`
 	Mode      model.Mode            `json:"mode"`
+	// System is the pod's last measurement when it is recent, else null:
+	// the first client after a quiet spell gets a fresh "system" frame at
+	// once instead.
+	System *system.System `json:"system"`
 }
 
 // snapshotActivity is how many of the newest activity rows a snapshot holds.
@@ -46,6 +51,7 @@ func (s *Server) takeSnapshot() (any, error) {
 		Settings:  view,
 		Presets:   s.cfg.Downloads.PresetList(),
 		Mode:      s.mode(),
+		System:    s.cfg.System.Latest(),
 	}, nil
 }
 

@@ -1,5 +1,5 @@
 // Package settings holds the user's settings: the theme, the activity
-// retention and the HuggingFace token. It validates changes, keeps the token
+// retention, browser notifications and the HuggingFace token. It validates changes, keeps the token
 // out of everything that leaves the server, and announces every change so all
 // open tabs follow.
 package settings
@@ -34,9 +34,12 @@ type Publisher interface {
 
 // View is the Settings object of the API. It never holds the full token.
 type View struct {
-	Theme                 string    `json:"theme"`
-	ActivityRetentionDays int       `json:"activity_retention_days"`
-	HFToken               TokenView `json:"hf_token"`
+	Theme                 string `json:"theme"`
+	ActivityRetentionDays int    `json:"activity_retention_days"`
+	// Notifications: the browser shows a notification when a download ends
+	// or a generation ends while the dashboard's tab is hidden.
+	Notifications bool      `json:"notifications"`
+	HFToken       TokenView `json:"hf_token"`
 }
 
 // TokenView describes the token in use without revealing it.
@@ -59,6 +62,7 @@ type TokenCheck struct {
 type Patch struct {
 	Theme         *string
 	RetentionDays *int
+	Notifications *bool
 }
 
 // Config wires a Service.
@@ -142,7 +146,10 @@ func (s *Service) View(ctx context.Context) (View, error) {
 	if err != nil {
 		return View{}, fmt.Errorf("read settings: %w", err)
 	}
-	v := View{Theme: kv[model.SettingTheme], ActivityRetentionDays: retention(kv)}
+	v := View{Theme: kv[model.SettingTheme], ActivityRetentionDays: retention(kv), Notifications: model.DefaultNotifications}
+	if n, err := strconv.ParseBool(kv[model.SettingNotifications]); err == nil {
+		v.Notifications = n
+	}
 	if !model.ValidTheme(v.Theme) {
 		v.Theme = model.DefaultTheme
 	}
@@ -179,8 +186,11 @@ func (s *Service) Update(ctx context.Context, p Patch) (View, error) {
 		}
 		kv[model.SettingRetentionDays] = strconv.Itoa(d)
 	}
+	if p.Notifications != nil {
+		kv[model.SettingNotifications] = strconv.FormatBool(*p.Notifications)
+	}
 	if len(kv) == 0 {
-		return View{}, model.Errorf(model.CodeInvalidSetting, "Nothing to change: send theme and/or activity_retention_days.")
+		return View{}, model.Errorf(model.CodeInvalidSetting, "Nothing to change: send theme, activity_retention_days or notifications.")
 	}
 	if err := s.cfg.Store.SetSettings(ctx, kv); err != nil {
 		return View{}, fmt.Errorf("save settings: %w", err)

@@ -47,6 +47,7 @@ type page struct {
 var pages = []page{
 	{Route: "/", File: "home.html", Title: "Home", Script: "home.js", Nav: "Home"},
 	{Route: "/activity", File: "activity.html", Title: "Activity", Script: "activity.js", Nav: "Activity"},
+	{Route: "/history", File: "history.html", Title: "Download history", Script: "history.js", Nav: "History"},
 	{Route: "/settings", File: "settings.html", Title: "Settings", Script: "settings.js", Nav: "Settings"},
 	{Route: "/login", File: "login.html", Title: "Log in", Script: "login.js"},
 }

@@ -43,6 +43,7 @@ func TestHandlerServesPagesAndFiles(t *testing.T) {
 		{"GET", "/", 200, "text/html", `src="/js/home.js"`},
 		{"GET", "/activity", 200, "text/html", `src="/js/activity.js"`},
 		{"GET", "/activity/", 200, "text/html", `src="/js/activity.js"`},
+		{"GET", "/history", 200, "text/html", `src="/js/history.js"`},
 		{"GET", "/settings", 200, "text/html", `src="/js/settings.js"`},
 		{"GET", "/login", 200, "text/html", `src="/js/login.js"`},
 		{"HEAD", "/", 200, "text/html", ""},

@@ -313,7 +313,7 @@ func (h *history) StartDownload(_ context.Context, presetID string, filesTotal i
 	return model.DownloadRecord{ID: h.next, PresetID: presetID, Status: model.DownloadRunning, FilesTotal: filesTotal, StartedAt: time.Now()}, nil
 }
 
-func (h *history) FinishDownload(context.Context, int64, model.DownloadStatus, string, int, int) error {
+func (h *history) FinishDownload(context.Context, int64, model.DownloadEnd) error {
 	return nil
 }
 

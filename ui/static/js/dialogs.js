@@ -11,6 +11,39 @@ const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), selec
 
 let seq = 0;
 
+// While a modal is open the page behind it is pinned where it was: it cannot
+// scroll, and it is no taller than the window, so the backdrop covers all of
+// it (a page longer than the window used to show a strip below the backdrop
+// when captured or overscrolled). Closing puts the page back where it was.
+let locks = 0;
+let lockedY = 0;
+
+function lockPage() {
+  if (locks++ > 0) {
+    return;
+  }
+  const root = document.documentElement;
+  const body = document.body;
+  lockedY = window.scrollY;
+  const scrollbar = window.innerWidth - root.clientWidth;
+  root.classList.add("modal-open");
+  body.style.top = `${-lockedY}px`;
+  if (scrollbar > 0) {
+    body.style.paddingRight = `${scrollbar}px`;
+  }
+}
+
+function unlockPage() {
+  if (locks === 0 || --locks > 0) {
+    return;
+  }
+  const body = document.body;
+  document.documentElement.classList.remove("modal-open");
+  body.style.top = "";
+  body.style.paddingRight = "";
+  window.scrollTo(0, lockedY);
+}
+
 export class Modal {
   // content(ids) returns the dialog's children; ids.title and ids.desc are
   // the ids to give the title and description.
@@ -28,7 +61,10 @@ export class Modal {
         e.preventDefault();
       }
     });
-    this.el.addEventListener("close", () => this.restoreFocus());
+    this.el.addEventListener("close", () => {
+      unlockPage();
+      this.restoreFocus();
+    });
     document.body.append(this.el);
   }
 
@@ -40,6 +76,7 @@ export class Modal {
     if (!this.el.open) {
       const active = document.activeElement;
       this.opener = opener || (active && active !== document.body ? active : null);
+      lockPage();
       this.el.showModal();
     }
     const target = focusEl || this.focusables()[0];

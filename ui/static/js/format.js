@@ -27,6 +27,30 @@ export function formatBytes(n) {
   return `${text} ${UNITS[i]}`;
 }
 
+// formatMemory uses binary units, as memory is sold and as nvidia-smi
+// counts it: 85_899_345_920 → "80.0 GiB" (an "80GB" GPU reads 80, not 85.9).
+// One decimal below 100, none above.
+export function formatMemory(n) {
+  if (typeof n !== "number" || !Number.isFinite(n) || n < 0) {
+    return "—";
+  }
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  if (i === 0) {
+    return `${Math.round(v)} B`;
+  }
+  if (Math.round(v * 10) / 10 >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 100 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+}
+
 // formatSpeed: 12_300_000 → "12.3 MB/s"; nothing moving → "—".
 export function formatSpeed(bps) {
   if (typeof bps !== "number" || !Number.isFinite(bps) || bps <= 0) {

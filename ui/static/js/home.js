@@ -1,13 +1,19 @@
-// Home: the download queue, the preset browser and recent activity.
+// Home: the pod at a glance, the download queue, the preset browser and
+// recent activity.
 
 import { startShell } from "./shell.js";
 import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { post } from "./api.js";
 import { formatBytes, formatRelative, formatDateTime, percent, sentence, downloadStats } from "./format.js";
-import { presetState, FINISHED } from "./state.js";
+import { presetState, spaceShort, FINISHED } from "./state.js";
 import { statusBadge, updateBadge, activityItem, emptyState } from "./views.js";
+import { PodPanel } from "./pod.js";
 
 const { store, tokenModal, accessModal } = startShell();
+
+// ---------------------------------------------------------------- the pod
+
+const pod = new PodPanel(document.getElementById("system-body"), document.getElementById("system-loading"));
 
 // ---------------------------------------------------------------- queue
 
@@ -308,6 +314,8 @@ function presetCard(first) {
   const filesList = h("ul");
   const files = h("details", { class: "preset-files" }, filesSummary, filesList);
   const btn = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-action": "install" });
+  const warnText = h("span");
+  const warn = h("p", { class: "preset-warn", id: `space-${first.id}`, hidden: true }, icon("alert", "preset-warn-icon"), warnText);
   const msg = h("p", { class: "msg", role: "status", "aria-live": "polite" });
   const li = h(
     "li",
@@ -315,10 +323,29 @@ function presetCard(first) {
     h("div", { class: "preset-head" }, h("div", {}, nameEl, idEl), badge),
     desc,
     meta,
+    warn,
     h("div", { class: "preset-foot" }, files, btn),
     msg,
   );
   let cur = first;
+  let curState = first.status;
+
+  // space warns, beside Install, when the files still missing are larger
+  // than the volume's free space (the install would fail for want of room).
+  function space() {
+    const short = curState === "missing" || curState === "partial" ? spaceShort(cur, store.system) : null;
+    warn.hidden = !short;
+    if (short) {
+      warnText.textContent = `Needs ${formatBytes(short.need)}, but only ${formatBytes(short.free)} is free on the volume.`;
+      btn.title = "Not enough free space on the volume";
+      btn.dataset.warn = "space";
+      btn.setAttribute("aria-describedby", warn.id);
+    } else {
+      btn.removeAttribute("title");
+      btn.removeAttribute("aria-describedby");
+      delete btn.dataset.warn;
+    }
+  }
 
   btn.addEventListener("click", async () => {
     setMessage(msg, "");
@@ -341,6 +368,7 @@ function presetCard(first) {
 
   function update(p, state) {
     cur = p;
+    curState = state;
     li.dataset.status = state;
     nameEl.textContent = p.name || p.id;
     idEl.textContent = p.id;
@@ -384,8 +412,17 @@ function presetCard(first) {
       btn.replaceChildren(...(state === "missing" || state === "partial" ? [icon("download", "btn-icon")] : []), labels[state] || "Install");
       btn.setAttribute("aria-label", `${labels[state] || "Install"}: ${p.name || p.id}`);
     }
+    space();
   }
-  return { li, update };
+  return { li, update, space };
+}
+
+// showSystem updates the pod panel and the presets' space warnings.
+function showSystem() {
+  pod.update(store.system);
+  for (const card of cards.values()) {
+    card.space();
+  }
 }
 
 searchInput.addEventListener("input", renderPresets);
@@ -413,6 +450,10 @@ store.subscribe((type, data, prev) => {
       renderQueue();
       renderRecent();
       showPresets();
+      showSystem();
+      break;
+    case "system":
+      showSystem();
       break;
     case "presets":
       showPresets();

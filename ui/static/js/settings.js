@@ -1,6 +1,6 @@
-// Settings: theme, the HuggingFace token and the activity retention. Every
-// change goes to the server, which tells every tab (including this one)
-// through a settings frame.
+// Settings: theme, notifications, the HuggingFace token and the activity
+// retention. Every change goes to the server, which tells every tab
+// (including this one) through a settings frame.
 
 import { startShell, applyTheme } from "./shell.js";
 import { get, patch, post, del } from "./api.js";
@@ -37,6 +37,67 @@ for (const r of themeRadios) {
 function showTheme(theme) {
   for (const r of themeRadios) {
     r.checked = r.value === theme;
+  }
+}
+
+// ---------------------------------------------------------------- notifications
+
+const notifySwitch = document.getElementById("notify-switch");
+const notifyMsg = document.getElementById("notify-msg");
+
+// permission asks the browser to allow notifications (only from the user's
+// click, as browsers require) and says whether it does.
+async function permission() {
+  if (typeof Notification === "undefined") {
+    return "unsupported";
+  }
+  if (Notification.permission === "default") {
+    try {
+      return await Notification.requestPermission();
+    } catch {
+      return "denied";
+    }
+  }
+  return Notification.permission;
+}
+
+notifySwitch.addEventListener("change", async () => {
+  const on = notifySwitch.checked;
+  const hadFocus = document.activeElement === notifySwitch;
+  setMessage(notifyMsg, "");
+  notifySwitch.disabled = true;
+  try {
+    if (on) {
+      const p = await permission();
+      if (p !== "granted") {
+        notifySwitch.checked = false;
+        setMessage(
+          notifyMsg,
+          p === "unsupported"
+            ? "This browser cannot show notifications."
+            : "The browser does not allow notifications from the dashboard. Allow them in the site's settings (beside the address), then turn this on again.",
+        );
+        return;
+      }
+    }
+    await patch("/api/settings", { notifications: on }); // the settings frame shows it in every tab
+    setMessage(notifyMsg, on ? "On: you are told when a download ends or a generation finishes while this tab is hidden." : "Off.", "success");
+  } catch (e) {
+    notifySwitch.checked = !on;
+    setMessage(notifyMsg, `Not saved: ${e.message}`);
+  } finally {
+    notifySwitch.disabled = false;
+    if (hadFocus) {
+      notifySwitch.focus(); // disabling it took the focus away
+    }
+  }
+});
+
+function showNotifications(on) {
+  notifySwitch.checked = !!on;
+  // Turned on elsewhere (another browser), but this one has not said yes.
+  if (on && typeof Notification !== "undefined" && Notification.permission !== "granted" && !notifyMsg.textContent) {
+    setMessage(notifyMsg, "On, but this browser has not allowed notifications yet: turn the switch off and on again to allow them here.", "info");
   }
 }
 
@@ -194,6 +255,7 @@ function show(s) {
     return;
   }
   showTheme(s.theme);
+  showNotifications(s.notifications);
   showToken(s.hf_token);
   // Do not overwrite a number the user is typing.
   if (!retDirty || document.activeElement !== retInput) {

@@ -1,10 +1,10 @@
 // What every signed-in page shares: the live connection and its banner, the
 // theme, the Log out button, the version in the footer, the token and licence
-// prompts that failed downloads open, and the clock that keeps "5 minutes
-// ago" true.
+// prompts that failed downloads open, browser notifications, and the clock
+// that keeps "5 minutes ago" true.
 
 import { Live, wsURL } from "./live.js";
-import { Store } from "./state.js";
+import { Store, notificationFor } from "./state.js";
 import { TokenModal, AccessModal } from "./dialogs.js";
 import { get, post } from "./api.js";
 import { formatRelative } from "./format.js";
@@ -41,6 +41,7 @@ export function startShell() {
     } else if (type === "download") {
       promptOnFailure(data, prev, tokenModal, accessModal);
     }
+    notify(store, type, data, prev);
   });
 
   const banner = document.getElementById("reconnect-banner");
@@ -128,6 +129,32 @@ function promptOnFailure(d, prev, tokenModal, accessModal) {
     tokenModal.open({ presetId: d.preset_id, presetName: d.preset_name, reason: "revoked" });
   } else if (d.error.code === "hf_access_denied" && !tokenModal.modal.isOpen) {
     accessModal.open(d);
+  }
+}
+
+// notify shows a browser notification for a download that ended or a
+// generation that completed or failed, when the user turned notifications on
+// and this tab is hidden. Every open tab may try; the tag makes the browser
+// show one. Clicking it brings the dashboard forward.
+function notify(store, type, data, prev) {
+  if (!store.settings || !store.settings.notifications || document.visibilityState !== "hidden") {
+    return;
+  }
+  if (typeof Notification === "undefined" || Notification.permission !== "granted") {
+    return;
+  }
+  const n = notificationFor(type, data, prev);
+  if (!n) {
+    return;
+  }
+  try {
+    const note = new Notification(n.title, { body: n.body, tag: n.tag, icon: "/favicon.svg" });
+    note.addEventListener("click", () => {
+      window.focus();
+      note.close();
+    });
+  } catch {
+    // Some browsers (Chrome on Android) only notify from a service worker.
   }
 }
 

@@ -18,6 +18,9 @@ export class Store {
     this.presets = null;
     // mode is {mode: "writer"|"read_only", node, writer}, null until known.
     this.mode = null;
+    // system is the pod's last measurement (GET /api/system), null until
+    // the snapshot or a "system" frame brings one.
+    this.system = null;
     this.ready = false;
     this.listeners = new Set();
   }
@@ -64,6 +67,12 @@ export class Store {
         this.mode = d || null;
         this.emit("mode", d);
         break;
+      case "system":
+        if (d && typeof d === "object") {
+          this.system = d;
+          this.emit("system", d);
+        }
+        break;
       default:
         // New frame types are for newer clients.
         break;
@@ -81,6 +90,11 @@ export class Store {
     this.settings = (s && s.settings) || null;
     this.presets = presetList(s && s.presets);
     this.mode = (s && s.mode) || null;
+    // A snapshot without a recent measurement keeps the one shown: a fresh
+    // "system" frame follows at once.
+    if (s && s.system) {
+      this.system = s.system;
+    }
     this.ready = true;
     this.emit("snapshot", s);
   }
@@ -205,4 +219,104 @@ export function safeNext(raw) {
     return "/";
   }
   return s;
+}
+
+// missingBytes is what installing a preset still has to fetch: the sizes of
+// its files that are not in place.
+export function missingBytes(preset) {
+  let n = 0;
+  for (const f of (preset && preset.files) || []) {
+    if (!f.installed && f.size_bytes > 0) {
+      n += f.size_bytes;
+    }
+  }
+  return n;
+}
+
+// spaceShort says whether a preset does not fit on the volume: {need, free}
+// when its missing files are larger than the free space, else null (also
+// when the free space is not known).
+export function spaceShort(preset, system) {
+  const v = system && system.volume;
+  if (!v || !(v.total_bytes > 0) || typeof v.free_bytes !== "number") {
+    return null;
+  }
+  const need = missingBytes(preset);
+  return need > v.free_bytes ? { need, free: v.free_bytes } : null;
+}
+
+// historyRow is a download frame in the shape of a download_history row.
+export function historyRow(d) {
+  let duration = null;
+  if (d.completed_at && d.started_at) {
+    duration = Math.max(0, Math.round((Date.parse(d.completed_at) - Date.parse(d.started_at)) / 1000));
+  }
+  return {
+    id: d.id,
+    preset_id: d.preset_id,
+    preset_name: d.preset_name || d.preset_id,
+    status: d.status,
+    error: d.status === "failed" && d.error ? d.error : null,
+    files_completed: d.files_completed,
+    files_total: d.files_total,
+    bytes_done: d.bytes_done,
+    bytes_total: d.bytes_total,
+    started_at: d.started_at,
+    completed_at: d.completed_at || null,
+    duration_seconds: duration,
+  };
+}
+
+// mergeHistory puts a row into a page of history rows, newest first: an
+// existing row is replaced, a row newer than all of them goes on top, and a
+// row older than the page's oldest is left for a later page. complete says
+// the page reaches the end of the history (no next page).
+export function mergeHistory(rows, row, complete) {
+  const i = rows.findIndex((r) => r.id === row.id);
+  if (i >= 0) {
+    const out = rows.slice();
+    out[i] = { ...rows[i], ...row, preset_name: row.preset_name || rows[i].preset_name };
+    return out;
+  }
+  const oldest = rows.length ? rows[rows.length - 1].id : Infinity;
+  if (row.id < oldest && !complete) {
+    return rows;
+  }
+  return [...rows, row].sort((a, b) => b.id - a.id);
+}
+
+// retryable says whether a history row offers Retry: it failed or was
+// cancelled and no newer download of the same preset has taken its place.
+export function retryable(row, rows) {
+  if (row.status !== "failed" && row.status !== "cancelled") {
+    return false;
+  }
+  return !rows.some((r) => r.preset_id === row.preset_id && r.id > row.id);
+}
+
+// notificationFor is the browser notification an event deserves, or null:
+// a download that has just ended, or a generation that completed or failed.
+// tag makes every tab showing it show one.
+export function notificationFor(type, data, prev) {
+  if (!data) {
+    return null;
+  }
+  if (type === "download") {
+    if (!FINISHED.has(data.status) || (prev && FINISHED.has(prev.status))) {
+      return null;
+    }
+    const name = data.preset_name || data.preset_id;
+    const titles = { completed: `Downloaded ${name}`, failed: `Download failed: ${name}`, cancelled: `Download cancelled: ${name}` };
+    let body = "";
+    if (data.status === "completed") {
+      body = data.files_total === 1 ? "1 file is in place." : `${data.files_total} files are in place.`;
+    } else if (data.status === "failed" && data.error) {
+      body = data.error.message || "";
+    }
+    return { title: titles[data.status], body, tag: `download-${data.id}` };
+  }
+  if (type === "activity" && data.type === "generation" && (data.status === "completed" || data.status === "failed")) {
+    return { title: data.title || (data.status === "completed" ? "Generation completed" : "Generation failed"), body: data.subtitle || "", tag: `activity-${data.id}` };
+  }
+  return null;
 }

@@ -1,0 +1,228 @@
+// Download history: every download_history row, newest first, 50 at a time
+// (Load more asks for the rows before the oldest shown), kept current by the
+// download frames, with Retry on failed and cancelled downloads.
+
+import { startShell } from "./shell.js";
+import { get, post } from "./api.js";
+import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
+import { formatBytes, formatDuration, formatRelative, formatDateTime, sentence } from "./format.js";
+import { historyRow, mergeHistory, retryable, FINISHED } from "./state.js";
+import { statusBadge, updateBadge } from "./views.js";
+
+const PAGE = 50;
+
+const { store, tokenModal } = startShell();
+
+const table = document.getElementById("hist-table");
+const body = document.getElementById("hist-body");
+const empty = document.getElementById("hist-empty");
+const loading = document.getElementById("hist-loading");
+const moreWrap = document.getElementById("hist-more-wrap");
+const moreBtn = document.getElementById("hist-more");
+const msg = document.getElementById("hist-msg");
+
+let rows = [];
+let nextBefore = null;
+let loaded = false;
+let generation = 0; // drops answers to requests made before a reload
+const views = new Map(); // download id → its row's view
+
+function query(before) {
+  const q = new URLSearchParams({ limit: String(PAGE) });
+  if (before) {
+    q.set("before", String(before));
+  }
+  return `/api/downloads/history?${q}`;
+}
+
+async function loadFirst() {
+  const gen = ++generation;
+  setMessage(msg, "");
+  try {
+    const r = await get(query());
+    if (gen !== generation) {
+      return;
+    }
+    rows = r.history || [];
+    nextBefore = r.next_before ?? null;
+    loaded = true;
+    mergeLive();
+    render();
+  } catch (e) {
+    if (gen === generation) {
+      loaded = true;
+      setMessage(msg, `The history could not be loaded: ${e.message}`);
+      render();
+    }
+  }
+}
+
+async function loadMore() {
+  if (!nextBefore) {
+    return;
+  }
+  const gen = generation;
+  const done = busy(moreBtn, "Loading…");
+  setMessage(msg, "");
+  try {
+    const r = await get(query(nextBefore));
+    if (gen !== generation) {
+      return;
+    }
+    const seen = new Set(rows.map((x) => x.id));
+    rows = [...rows, ...(r.history || []).filter((x) => !seen.has(x.id))];
+    nextBefore = r.next_before ?? null;
+    render();
+  } catch (e) {
+    setMessage(msg, `More history could not be loaded: ${e.message}`);
+  } finally {
+    done();
+  }
+}
+
+// mergeLive adds what the live connection knows that the request did not: a
+// download queued, or one that moved on, between the two.
+function mergeLive() {
+  if (!store.ready) {
+    return;
+  }
+  for (const d of store.downloads.values()) {
+    rows = mergeHistory(rows, historyRow(d), !nextBefore);
+  }
+}
+
+function render() {
+  loading.hidden = loaded;
+  const keep = new Set(rows.map((r) => r.id));
+  for (const id of views.keys()) {
+    if (!keep.has(id)) {
+      views.delete(id);
+    }
+  }
+  reconcile(
+    body,
+    rows.map((r) => {
+      let v = views.get(r.id);
+      if (!v) {
+        v = rowView(r);
+        views.set(r.id, v);
+      }
+      v.update(r);
+      return v.tr;
+    }),
+  );
+  table.hidden = rows.length === 0;
+  empty.hidden = !loaded || rows.length > 0;
+  moreWrap.hidden = !nextBefore;
+}
+
+function sizeText(r) {
+  if (!(r.bytes_total > 0) && !(r.bytes_done > 0)) {
+    return "—";
+  }
+  if (r.status === "completed" || !(r.bytes_total > r.bytes_done)) {
+    return formatBytes(r.bytes_done || r.bytes_total);
+  }
+  return `${formatBytes(r.bytes_done)} of ${formatBytes(r.bytes_total)}`;
+}
+
+function rowView(first) {
+  const name = h("span", { class: "hist-name" });
+  const id = h("span", { class: "hist-id mono" });
+  const err = h("p", { class: "hist-err" });
+  const rowMsg = h("p", { class: "msg", role: "status", "aria-live": "polite" });
+  const badge = statusBadge(first.status);
+  const files = h("td", { class: "num", "data-label": "Files" });
+  const size = h("td", { class: "num", "data-label": "Size" });
+  const took = h("td", { class: "num", "data-label": "Took" });
+  const retryBtn = h("button", { type: "button", class: "btn btn-sm", "data-action": "retry" }, icon("refresh", "btn-icon"), "Retry");
+  const tr = h(
+    "tr",
+    { "data-id": first.id },
+    h("td", { class: "hist-when", "data-label": "When" }, timeEl(first.started_at, formatRelative, formatDateTime)),
+    h("td", { class: "hist-preset", "data-label": "Preset" }, name, id, err, rowMsg),
+    h("td", { "data-label": "Status" }, badge),
+    files,
+    size,
+    took,
+    h("td", { class: "hist-actions" }, retryBtn),
+  );
+  let cur = first;
+
+  retryBtn.addEventListener("click", async () => {
+    setMessage(rowMsg, "");
+    const done = busy(retryBtn, "Retrying…");
+    try {
+      await post(`/api/downloads/${cur.id}/retry`); // the new download arrives as a frame
+    } catch (e) {
+      if (e.code === "hf_token_required") {
+        tokenModal.open({ presetId: cur.preset_id, presetName: cur.preset_name, opener: retryBtn });
+      } else if (e.code === "already_installed") {
+        setMessage(rowMsg, "Every file of this preset is in place now.", "info");
+      } else if (e.code === "already_queued") {
+        setMessage(rowMsg, "It is already in the queue.", "info");
+      } else {
+        setMessage(rowMsg, e.message);
+      }
+    } finally {
+      done();
+    }
+  });
+
+  function update(r) {
+    cur = r;
+    tr.dataset.status = r.status;
+    name.textContent = r.preset_name || r.preset_id;
+    id.textContent = r.preset_id;
+    id.hidden = !r.preset_name || r.preset_name === r.preset_id;
+    updateBadge(badge, r.status);
+    const e = r.status === "failed" && r.error ? r.error : null;
+    err.textContent = e ? sentence(e.message) : "";
+    err.hidden = !e;
+    files.textContent = r.files_total > 0 ? `${r.files_completed} of ${r.files_total}` : "—";
+    size.textContent = sizeText(r);
+    if (r.duration_seconds !== null && r.duration_seconds !== undefined) {
+      took.textContent = formatDuration(r.duration_seconds);
+    } else {
+      took.textContent = FINISHED.has(r.status) ? "—" : r.status === "queued" ? "waiting" : "running";
+    }
+    if (r.completed_at) {
+      tr.title = `Queued ${formatDateTime(r.started_at)}, ended ${formatDateTime(r.completed_at)}`;
+    } else {
+      tr.title = `Queued ${formatDateTime(r.started_at)}`;
+    }
+    if (!retryBtn.hasAttribute("aria-busy")) {
+      retryBtn.hidden = !retryable(r, rows);
+      retryBtn.setAttribute("aria-label", `Retry ${r.preset_name || r.preset_id}`);
+    }
+  }
+  return { tr, update };
+}
+
+moreBtn.addEventListener("click", loadMore);
+
+let snapshots = 0;
+
+store.subscribe((type, data) => {
+  switch (type) {
+    case "snapshot":
+      if (snapshots++ > 0) {
+        // A reconnect: anything may have happened meanwhile.
+        loadFirst();
+      } else if (loaded) {
+        mergeLive();
+        render();
+      }
+      break;
+    case "download":
+      if (loaded && data) {
+        rows = mergeHistory(rows, historyRow(data), !nextBefore);
+        render();
+      }
+      break;
+    default:
+      break;
+  }
+});
+
+loadFirst();
