@@ -1,5 +1,7 @@
 package workflows
 
+import "strings"
+
 // loader is a ComfyUI node that loads model files, and which of its inputs
 // name one: by input name in the API format, by widget position in the UI
 // format.
@@ -74,6 +76,13 @@ func canonicalDir(dir string) string {
 		return "diffusion_models"
 	}
 	return dir
+}
+
+// canonicalPath is rel with its folder named canonically, so the same file
+// under either alias has one key.
+func canonicalPath(rel string) string {
+	dir, rest, _ := strings.Cut(rel, "/")
+	return canonicalDir(dir) + "/" + rest
 }
 
 // Folders returns dir and its alias, if it has one: where ComfyUI looks.

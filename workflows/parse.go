@@ -41,7 +41,7 @@ const (
 )
 
 // maxDepth bounds subgraphs inside subgraphs; ComfyUI nests a few at most.
-const maxDepth = 16
+const maxDepth = 64
 
 // Parse reads a workflow in any of its forms and returns every distinct
 // model file it refers to, in the order first met. A body that is not a
@@ -69,6 +69,9 @@ func Parse(body []byte) ([]Ref, error) {
 type collector struct {
 	refs  []Ref
 	index map[string]int // Path → position in refs
+	// walked holds the subgraphs already read: every instance of one needs
+	// the same files, so each is read once, however often it is used.
+	walked map[string]bool
 }
 
 func (c *collector) add(r Ref) error {
@@ -84,7 +87,7 @@ func (c *collector) add(r Ref) error {
 	if c.index == nil {
 		c.index = map[string]int{}
 	}
-	key := canonicalDir(dir) + "/" + name
+	key := canonicalPath(dir + "/" + name)
 	if i, ok := c.index[key]; ok {
 		// The same file met again: keep what either mention knows.
 		prev := &c.refs[i]
@@ -197,13 +200,20 @@ func (c *collector) readNodes(nodes []uiNode, subgraphs map[string][]uiNode, dep
 		if n.Mode == modeMuted || n.Mode == modeBypassed {
 			continue
 		}
-		where := fmt.Sprintf("node %s (%s)", strings.Trim(string(n.ID), `"`), n.Type)
+		where := fmt.Sprintf("Node %s (%s)", strings.Trim(string(n.ID), `"`), n.Type)
 		for _, m := range n.Properties.Models {
 			if err := c.addDeclared(m, where); err != nil {
 				return err
 			}
 		}
 		if inner, ok := subgraphs[n.Type]; ok {
+			if c.walked[n.Type] {
+				continue
+			}
+			if c.walked == nil {
+				c.walked = map[string]bool{}
+			}
+			c.walked[n.Type] = true
 			if err := c.readNodes(inner, subgraphs, depth+1); err != nil {
 				return err
 			}
@@ -220,7 +230,7 @@ func (c *collector) readNodes(nodes []uiNode, subgraphs map[string][]uiNode, dep
 		for i, in := range l.inputs {
 			if v := values[i]; v != "" {
 				if err := c.add(Ref{Directory: in.directory, Name: v}); err != nil {
-					return invalid("%s: %s", where, err.Error())
+					return invalid("%s: %s.", where, err.Error())
 				}
 			}
 		}
@@ -233,7 +243,7 @@ func (c *collector) addDeclared(m modelFile, where string) error {
 		return invalid("A model declared by %s has no name or no directory.", where)
 	}
 	if err := c.add(m.ref()); err != nil {
-		return invalid("A model declared by %s: %s", where, err.Error())
+		return invalid("A model declared by %s: %s.", where, err.Error())
 	}
 	return nil
 }
@@ -305,7 +315,7 @@ func (c *collector) readAPI(top map[string]json.RawMessage) error {
 				continue
 			}
 			if err := c.add(Ref{Directory: in.directory, Name: name}); err != nil {
-				return invalid("node %s (%s): %s", id, n.ClassType, err.Error())
+				return invalid("Node %s (%s): %s.", id, n.ClassType, err.Error())
 			}
 		}
 	}
@@ -333,20 +343,22 @@ func isDigits(s string) bool {
 // Names saved on Windows use backslashes; a name that climbs out of its
 // folder, or is absolute, is refused.
 func cleanRef(dir, name string) (string, string, error) {
-	dir = strings.Trim(strings.ReplaceAll(strings.TrimSpace(dir), `\`, "/"), "/")
-	name = strings.ReplaceAll(strings.TrimSpace(name), `\`, "/")
+	dir = strings.TrimSpace(strings.ReplaceAll(dir, `\`, "/"))
+	name = strings.TrimSpace(strings.ReplaceAll(name, `\`, "/"))
+	shown := strings.TrimSuffix(dir, "/") + "/" + name
 	for _, p := range []string{dir, name} {
 		if strings.ContainsRune(p, 0) || strings.HasPrefix(p, "/") || (len(p) > 1 && p[1] == ':') {
-			return "", "", fmt.Errorf("the model path %q is not a relative path", path.Join(dir, name))
+			return "", "", fmt.Errorf("the model path %q is not a relative path", shown)
 		}
 		for _, seg := range strings.Split(p, "/") {
 			if seg == ".." {
-				return "", "", fmt.Errorf("the model path %q leaves the models folder", path.Join(dir, name))
+				return "", "", fmt.Errorf("the model path %q leaves the models folder", shown)
 			}
 		}
 	}
+	dir = strings.Trim(dir, "/")
 	if dir == "" || name == "" || strings.HasSuffix(name, "/") {
-		return "", "", fmt.Errorf("the model path %q names no file", path.Join(dir, name))
+		return "", "", fmt.Errorf("the model path %q names no file", shown)
 	}
 	return path.Clean(dir), path.Clean(name), nil
 }
