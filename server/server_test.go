@@ -184,7 +184,7 @@ func start(t testing.TB, o options) *env {
 			t.Fatal(err)
 		}
 	}
-	srv := server.New(server.Config{Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, Logger: log, Password: o.password, SessionKey: o.sessionKey, Mode: o.mode})
+	srv := server.New(server.Config{Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, ModelsDir: o.modelsDir, Logger: log, Password: o.password, SessionKey: o.sessionKey, Mode: o.mode})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -253,13 +253,20 @@ func (e *env) callWith(t *testing.T, method, path, body string, hdr map[string]s
 // body when it does would see the connection reset instead of the answer.
 func (e *env) oversize(t *testing.T) *http.Response {
 	t.Helper()
+	return e.oversizeAt(t, "/api/activity", server.BodyLimit+1)
+}
+
+// oversizeAt sends only the headers of a request whose body would be n
+// bytes, and expects 413 without the body being read.
+func (e *env) oversizeAt(t *testing.T, path string, n int) *http.Response {
+	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	fmt.Fprintf(conn, "POST /api/activity HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
-		strings.TrimPrefix(e.URL, "http://"), server.BodyLimit+1)
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+		path, strings.TrimPrefix(e.URL, "http://"), n)
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
