@@ -1,6 +1,7 @@
 // Home: the download queue, the preset browser and recent activity.
 
 import { startShell } from "./shell.js";
+import { startWorkflowCheck } from "./workflow.js";
 import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { post } from "./api.js";
 import { formatBytes, formatRelative, formatDateTime, percent, sentence, downloadStats } from "./format.js";
@@ -8,6 +9,7 @@ import { presetState, FINISHED } from "./state.js";
 import { statusBadge, updateBadge, activityItem, emptyState } from "./views.js";
 
 const { store, tokenModal, accessModal } = startShell();
+startWorkflowCheck(store);
 
 // ---------------------------------------------------------------- queue
 
