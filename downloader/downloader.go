@@ -108,9 +108,10 @@ type Manager struct {
 	presets   map[string]Preset
 	loadErr   string
 	fileStamp fileStamp
-	downloads []*download     // every download since start, oldest first
-	queue     []*download     // waiting for a worker, in order asked
-	reserved  map[string]bool // presets being queued right now
+	downloads []*download       // every download since start, oldest first
+	queue     []*download       // waiting for a worker, in order asked
+	reserved  map[string]bool   // presets being queued right now
+	workflows map[string]Preset // workflow downloads queued since start, by id, for Retry
 	running   bool
 	wake      chan struct{}
 }
@@ -173,18 +174,19 @@ func New(cfg Config) (*Manager, error) {
 		base = defaultClient()
 	}
 	m := &Manager{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		endpoint: ep,
-		client:   ep.guardedClient(base),
-		headCli:  noRedirectClient(base),
-		events:   newEventQueue(),
-		paths:    newPathLocks(),
-		space:    &spaceBook{dir: cfg.ModelsDir, free: cfg.FreeSpace, log: cfg.Logger, held: map[int64]int64{}},
-		bufs:     newBufPool(),
-		presets:  map[string]Preset{},
-		reserved: map[string]bool{},
-		wake:     make(chan struct{}, 1),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		endpoint:  ep,
+		client:    ep.guardedClient(base),
+		headCli:   noRedirectClient(base),
+		events:    newEventQueue(),
+		paths:     newPathLocks(),
+		space:     &spaceBook{dir: cfg.ModelsDir, free: cfg.FreeSpace, log: cfg.Logger, held: map[int64]int64{}},
+		bufs:      newBufPool(),
+		presets:   map[string]Preset{},
+		reserved:  map[string]bool{},
+		workflows: map[string]Preset{},
+		wake:      make(chan struct{}, 1),
 	}
 	if _, err := os.Stat(cfg.PresetsFile); errors.Is(err, os.ErrNotExist) {
 		if err := writeDefaultPresets(cfg.PresetsFile); err != nil {

@@ -40,6 +40,7 @@ func (s *Server) routes() {
 	a.Post("/api/presets/:id/install", s.handlePresetInstall)
 
 	a.Post("/api/workflows/analyze", s.handleWorkflowAnalyze)
+	a.Post("/api/workflows/install", s.handleWorkflowInstall)
 
 	a.Get("/api/downloads", s.handleDownloadsList)
 	a.Get("/api/downloads/history", s.handleDownloadHistory)

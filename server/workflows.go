@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"dashboard/downloader"
 	"dashboard/workflows"
 )
 
@@ -36,4 +37,32 @@ func (s *Server) modelExists(rel string) bool {
 		s.log.Warn("check a model file", "path", rel, "err", err)
 	}
 	return err == nil && st.Mode().IsRegular()
+}
+
+type workflowInstallBody struct {
+	Name   string `json:"name"`
+	Models []struct {
+		Directory string `json:"directory"`
+		Name      string `json:"name"`
+		URL       string `json:"url"`
+		Hash      string `json:"hash"`
+	} `json:"models"`
+}
+
+// handleWorkflowInstall queues the models a workflow still needs as one
+// download ("workflow:<name>").
+func (s *Server) handleWorkflowInstall(c *fiber.Ctx) error {
+	var b workflowInstallBody
+	if err := decodeJSON(c, &b); err != nil {
+		return err
+	}
+	files := make([]downloader.WorkflowFile, 0, len(b.Models))
+	for _, m := range b.Models {
+		files = append(files, downloader.WorkflowFile{Directory: m.Directory, Name: m.Name, URL: m.URL, SHA256: m.Hash})
+	}
+	d, err := s.cfg.Downloads.InstallWorkflow(c.UserContext(), b.Name, files)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(d)
 }
