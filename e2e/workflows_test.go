@@ -62,6 +62,36 @@ func TestDropAWorkflowAndInstallWhatIsMissing(t *testing.T) {
 		t.Errorf("sources %q", got)
 	}
 
+	// On a phone the table stacks and nothing sticks out of the card.
+	tb.do("phone size", chromedp.EmulateViewport(375, 800, chromedp.EmulateMobile))
+	tb.waitFor("the narrow layout", `document.documentElement.clientWidth === 375`)
+	if got := eval[[]int](tb, `[document.documentElement.scrollWidth, document.documentElement.clientWidth]`); got[0] > got[1] {
+		t.Errorf("Home with a workflow's table scrolls sideways at 375 px: %v", got)
+	}
+	if out := eval[[]string](tb, outsideJS); len(out) > 0 {
+		t.Errorf("sticking out of their card at 375 px: %v", out)
+	}
+	if dir := os.Getenv("DASHBOARD_SCREENSHOTS"); dir != "" {
+		buf, err := chromedp.Run(tb.ctx, chromedp.Screenshot(chromedp.CSS("#workflow-card")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "workflow-check-375.png"), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb.do("desktop size", chromedp.EmulateViewport(1280, 900))
+
+	// With DASHBOARD_SCREENSHOTS=dir, the card as the README shows it.
+	if dir := os.Getenv("DASHBOARD_SCREENSHOTS"); dir != "" {
+		buf, err := chromedp.Run(tb.ctx, chromedp.Screenshot(chromedp.CSS("#workflow-card")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "workflow-check.png"), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tb.click("#wf-install")
 	tb.waitFor("the download in the queue", `[...document.querySelectorAll("#queue-list .dl-name")].some((e) => e.textContent === "01_get_started_text_to_image")`)
 	tb.waitForWithin("installed", `document.getElementById("wf-follow").dataset.status === "completed"`, 30*time.Second)
