@@ -241,7 +241,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	}
 	srv := server.New(server.Config{
 		Version: version, Store: store, Hub: hub, Activity: acts, Settings: sets,
-		Downloads: dl, System: mon, Logger: log, UI: ui.Handler(ui.Limits{MinRetentionDays: model.MinRetentionDays, MaxRetentionDays: model.MaxRetentionDays}), Password: cfg.Password, SessionKey: sessionKey,
+		Downloads: dl, ModelsDir: cfg.Models, System: mon, Logger: log, UI: ui.Handler(ui.Limits{MinRetentionDays: model.MinRetentionDays, MaxRetentionDays: model.MaxRetentionDays}), Password: cfg.Password, SessionKey: sessionKey,
 		Mode:     role.Mode,
 		Hostname: hostname, AllowedHosts: cfg.AllowedHosts, TrustedProxies: cfg.TrustedProxies,
 	})

@@ -123,9 +123,10 @@ type Manager struct {
 	conflicts map[string][]sharer        // paths presets write with different files
 	owners    map[string]model.ModelFile // whose file is in place, on those paths
 	fileStamp fileStamp
-	downloads []*download     // every download since start, oldest first
-	queue     []*download     // waiting for a worker, in order asked
-	reserved  map[string]bool // presets being queued right now
+	downloads []*download       // every download since start, oldest first
+	queue     []*download       // waiting for a worker, in order asked
+	reserved  map[string]bool   // presets being queued right now
+	workflows map[string]Preset // workflow downloads queued since start, by id, for Retry
 	running   bool
 	wake      chan struct{}
 }
@@ -201,6 +202,7 @@ func New(cfg Config) (*Manager, error) {
 		conflicts: map[string][]sharer{},
 		owners:    map[string]model.ModelFile{},
 		reserved:  map[string]bool{},
+		workflows: map[string]Preset{},
 		wake:      make(chan struct{}, 1),
 	}
 	if _, err := os.Stat(cfg.PresetsFile); errors.Is(err, os.ErrNotExist) {

@@ -148,13 +148,21 @@ func (m *Manager) pruneLocked() {
 func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 	m.mu.Lock()
 	p, ok := m.presets[id]
+	m.mu.Unlock()
 	if !ok {
-		m.mu.Unlock()
 		return Download{}, model.Errorf(model.CodeNotFound, "There is no preset %q.", id)
 	}
+	return m.enqueue(ctx, p)
+}
+
+// enqueue queues the files of p that are not in place yet: a preset from
+// presets.yaml, or the files a workflow needs.
+func (m *Manager) enqueue(ctx context.Context, p Preset) (Download, error) {
+	id := p.ID
+	m.mu.Lock()
 	if m.activeLocked()[id] != "" || m.reserved[id] {
 		m.mu.Unlock()
-		return Download{}, model.Errorf(model.CodeAlreadyQueued, "Preset %q is already queued or downloading.", id)
+		return Download{}, model.Errorf(model.CodeAlreadyQueued, "%s is already queued or downloading.", p.what())
 	}
 	if other, path := m.conflictingActiveLocked(p); other != "" {
 		m.mu.Unlock()
@@ -184,17 +192,17 @@ func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 		bytesTotal += f.SizeBytes
 	}
 	if len(missing) == 0 {
-		return Download{}, model.Errorf(model.CodeAlreadyInstalled, "Preset %q is already installed: every file is in place.", id)
+		return Download{}, model.Errorf(model.CodeAlreadyInstalled, "%s is already installed: every file is in place.", p.what())
 	}
 	if err := m.conflictInPlace(p, missing); err != nil {
 		return Download{}, err
 	}
 	if m.cfg.Token(ctx) == "" {
 		if p.Gated {
-			return Download{}, model.Errorf(model.CodeHFTokenRequired, "Preset %q is gated on HuggingFace; set a HuggingFace token first.", id)
+			return Download{}, model.Errorf(model.CodeHFTokenRequired, "%s is gated on HuggingFace; set a HuggingFace token first.", p.what())
 		}
 		if m.probeNeedsToken(ctx, missing) {
-			return Download{}, model.Errorf(model.CodeHFTokenRequired, "Preset %q needs a HuggingFace token (HuggingFace answered 401); set one first.", id)
+			return Download{}, model.Errorf(model.CodeHFTokenRequired, "%s needs a HuggingFace token (HuggingFace answered 401); set one first.", p.what())
 		}
 	}
 
@@ -349,6 +357,12 @@ func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 	case model.DownloadFailed, model.DownloadCancelled:
 	default:
 		return Download{}, model.Errorf(model.CodeNotRetryable, "Download %d is %s; only failed or cancelled downloads can be retried.", id, status)
+	}
+	if wf, ok := m.workflow(presetID); ok {
+		return m.enqueue(ctx, wf)
+	}
+	if isWorkflowID(presetID) {
+		return Download{}, model.Errorf(model.CodeNotRetryable, "Download %d fetched a workflow's models before the dashboard restarted; check the workflow again to install what is still missing.", id)
 	}
 	return m.Install(ctx, presetID)
 }

@@ -47,6 +47,8 @@ const (
 	CodeDiskFull Code = "disk_full"
 	// The database file was deleted or replaced under the running dashboard.
 	CodeDatabaseUnavailable Code = "database_unavailable"
+
+	CodeInvalidWorkflow Code = "invalid_workflow"
 )
 
 // Codes a failed download carries (Download.Error.Code). CodeNotFound and

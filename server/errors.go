@@ -20,6 +20,7 @@ var statusOf = map[model.Code]int{
 	model.CodeInvalidSetting:  http.StatusBadRequest,
 	model.CodeInvalidToken:    http.StatusBadRequest,
 	model.CodeInvalidActivity: http.StatusBadRequest,
+	model.CodeInvalidWorkflow: http.StatusBadRequest,
 
 	model.CodeUnauthorized:  http.StatusUnauthorized,
 	model.CodeWrongPassword: http.StatusUnauthorized,
@@ -103,6 +104,9 @@ func fiberError(c *fiber.Ctx, fe *fiber.Error) *model.Error {
 	case http.StatusMethodNotAllowed:
 		return model.Errorf(model.CodeMethod, "%s is not allowed on %s.", c.Method(), c.Path())
 	case http.StatusRequestEntityTooLarge:
+		if n := bodyLimit(c); n >= 1<<20 {
+			return model.Errorf(model.CodeBodyTooLarge, "The request body is larger than %d MiB.", n>>20)
+		}
 		return model.Errorf(model.CodeBodyTooLarge, "The request body is larger than %d KiB.", BodyLimit>>10)
 	}
 	if fe.Code >= 400 && fe.Code < 500 {

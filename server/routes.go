@@ -41,6 +41,9 @@ func (s *Server) routes() {
 	a.Get("/api/presets/:id", s.handlePresetGet)
 	a.Post("/api/presets/:id/install", s.handlePresetInstall)
 
+	a.Post("/api/workflows/analyze", s.handleWorkflowAnalyze)
+	a.Post("/api/workflows/install", s.handleWorkflowInstall)
+
 	a.Get("/api/downloads", s.handleDownloadsList)
 	a.Get("/api/downloads/history", s.handleDownloadHistory)
 	a.Post("/api/downloads/:id/cancel", s.handleDownloadCancel)

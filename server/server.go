@@ -3,6 +3,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"dashboard/activity"
 	"dashboard/db"
@@ -21,8 +23,18 @@ import (
 	"dashboard/system"
 )
 
-// BodyLimit is the largest request body accepted.
+// BodyLimit is the largest request body accepted, but for the routes in
+// largeBodies.
 const BodyLimit = 64 << 10
+
+// largeBodies are the routes that take more than BodyLimit: a workflow, or
+// an image with one in it, may be tens of MB.
+var largeBodies = map[string]int{
+	"POST /api/workflows/analyze": WorkflowLimit,
+}
+
+// WorkflowLimit is the largest workflow (or PNG) analysed.
+const WorkflowLimit = 32 << 20
 
 // Config wires a Server.
 type Config struct {
@@ -33,6 +45,7 @@ type Config struct {
 	Settings   *settings.Service
 	Downloads  *downloader.Manager
 	System     *system.Monitor
+	ModelsDir  string // where preset and workflow files go
 	Logger     *slog.Logger
 	UI         fiber.Handler // serves the embedded pages
 	Password   string        // "" leaves the dashboard open
@@ -85,8 +98,33 @@ func New(cfg Config) *Server {
 		ReadTimeout:   30 * time.Second,
 		IdleTimeout:   120 * time.Second,
 	})
+	// The limit is decided from the request line, before the body is read,
+	// so a large body is refused on every other route without reading it.
+	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+		if n, ok := largeBodies[string(h.Method())+" "+string(requestPath(h))]; ok {
+			return fasthttp.RequestConfig{MaxRequestBodySize: n}
+		}
+		return fasthttp.RequestConfig{}
+	}
 	s.routes()
 	return s
+}
+
+// requestPath is the path of the request line, without the query.
+func requestPath(h *fasthttp.RequestHeader) []byte {
+	uri := h.RequestURI()
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	return uri
+}
+
+// bodyLimit is the largest body the request's route takes.
+func bodyLimit(c *fiber.Ctx) int {
+	if n, ok := largeBodies[c.Method()+" "+c.Path()]; ok {
+		return n
+	}
+	return BodyLimit
 }
 
 // App exposes the Fiber app (tests use app.Test).

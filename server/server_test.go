@@ -203,7 +203,7 @@ func start(t testing.TB, o options) *env {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{
-		Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, System: mon, Logger: log,
+		Version: "test", Store: store, Hub: hub, Activity: acts, Settings: sets, Downloads: dl, ModelsDir: o.modelsDir, System: mon, Logger: log,
 		Password: o.password, SessionKey: o.sessionKey, UI: ui.Handler(ui.Limits{MinRetentionDays: 1, MaxRetentionDays: 3650}),
 		Hostname: o.hostname, AllowedHosts: o.allowedHosts, TrustedProxies: proxies, Mode: o.mode,
 	})
@@ -276,13 +276,20 @@ func (e *env) callWith(t *testing.T, method, path, body string, hdr map[string]s
 // body when it does would see the connection reset instead of the answer.
 func (e *env) oversize(t *testing.T) *http.Response {
 	t.Helper()
+	return e.oversizeAt(t, "/api/activity", server.BodyLimit+1)
+}
+
+// oversizeAt sends only the headers of a request whose body would be n
+// bytes, and expects 413 without the body being read.
+func (e *env) oversizeAt(t *testing.T, path string, n int) *http.Response {
+	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	fmt.Fprintf(conn, "POST /api/activity HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
-		strings.TrimPrefix(e.URL, "http://"), server.BodyLimit+1)
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+		path, strings.TrimPrefix(e.URL, "http://"), n)
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {

@@ -25,6 +25,21 @@ export async function api(method, path, body) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
+  return send(path, init);
+}
+
+// upload posts a file's bytes as they are, with its content type.
+export async function upload(path, blob, type) {
+  return send(path, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": type },
+    credentials: "same-origin",
+    cache: "no-store",
+    body: blob,
+  });
+}
+
+async function send(path, init) {
   let res;
   try {
     res = await fetch(path, init);

@@ -2,6 +2,7 @@
 // recent activity.
 
 import { startShell } from "./shell.js";
+import { startWorkflowCheck } from "./workflow.js";
 import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { post } from "./api.js";
 import { formatBytes, formatRelative, formatDateTime, percent, sentence, downloadStats } from "./format.js";
@@ -10,6 +11,7 @@ import { statusBadge, updateBadge, activityItem, emptyState } from "./views.js";
 import { PodPanel } from "./pod.js";
 
 const { store, tokenModal, accessModal } = startShell();
+startWorkflowCheck(store);
 
 // ---------------------------------------------------------------- the pod
 
