@@ -82,6 +82,8 @@ test("formatRelative", () => {
 test("sentence", () => {
   assert.equal(sentence("the token is empty"), "The token is empty.");
   assert.equal(sentence("Done!"), "Done!");
+  assert.equal(sentence("checkpoints/ace_step.safetensors: not found at x"), "checkpoints/ace_step.safetensors: not found at x.");
+  assert.equal(sentence("model.safetensors: checksum mismatch"), "model.safetensors: checksum mismatch.");
   assert.equal(sentence(""), "");
 });
 

@@ -178,7 +178,10 @@ export function sentence(text) {
   if (!s) {
     return "";
   }
-  const first = s[0].toUpperCase() + s.slice(1);
+  // A message that starts with a file's path ("loras/x.safetensors: not
+  // found…") keeps it as it is: a capital would name another file.
+  const word = s.split(/[\s:]/, 1)[0];
+  const first = /[/\\._]/.test(word) ? s : s[0].toUpperCase() + s.slice(1);
   return /[.!?…)]$/.test(first) ? first : `${first}.`;
 }
 
