@@ -2,7 +2,8 @@
 // with "Load more", and cleared (after a confirmation) with Clear History.
 
 import { startShell } from "./shell.js";
-import { get, post } from "./api.js";
+import { post } from "./api.js";
+import { Pager } from "./pager.js";
 import { setMessage, busy, reconcile } from "./dom.js";
 import { mergeActivity } from "./state.js";
 import { ConfirmModal } from "./dialogs.js";
@@ -25,11 +26,7 @@ const statusSel = document.getElementById("filter-status");
 const clearBtn = document.getElementById("clear-history");
 const retentionNote = document.getElementById("retention-note");
 
-let items = [];
 const rows = new Map(); // activity id → its <li>, kept so open details stay open
-let nextBefore = null;
-let loaded = false;
-let generation = 0; // drops answers to requests made before the filters changed
 
 // The filters live in the URL, so a reload or a shared link keeps them.
 const params = new URLSearchParams(location.search);
@@ -50,43 +47,31 @@ function query(before) {
   return `/api/activity?${q}`;
 }
 
+const pager = new Pager({ path: query, field: "activity", merge: mergeActivity });
+
 async function loadFirst() {
-  const gen = ++generation;
   setMessage(msg, "");
   try {
-    const r = await get(query());
-    if (gen !== generation) {
-      return;
-    }
-    items = mergeActivity([], r.activity || []);
-    nextBefore = r.next_before ?? null;
-    loaded = true;
-    mergeLive();
-    render();
-  } catch (e) {
-    if (gen === generation) {
-      loaded = true;
-      setMessage(msg, `The activity could not be loaded: ${e.message}`);
+    if (await pager.reload()) {
+      mergeLive();
       render();
     }
+  } catch (e) {
+    setMessage(msg, `The activity could not be loaded: ${e.message}`);
+    render();
   }
 }
 
 async function loadMore() {
-  if (!nextBefore) {
+  if (!pager.nextBefore) {
     return;
   }
-  const gen = generation;
   const done = busy(moreBtn, "Loading…");
   setMessage(msg, "");
   try {
-    const r = await get(query(nextBefore));
-    if (gen !== generation) {
-      return;
+    if (await pager.more()) {
+      render();
     }
-    items = mergeActivity(items, r.activity || []);
-    nextBefore = r.next_before ?? null;
-    render();
   } catch (e) {
     setMessage(msg, `More activity could not be loaded: ${e.message}`);
   } finally {
@@ -97,13 +82,13 @@ async function loadMore() {
 // mergeLive adds what the live connection knows that the last request did
 // not (a row written between the two).
 function mergeLive() {
-  if (!store.ready || !items.length) {
+  if (!store.ready || !pager.items.length) {
     return;
   }
-  const oldest = items[items.length - 1].id;
+  const oldest = pager.items[pager.items.length - 1].id;
   const extra = store.activity.filter((a) => a.id > oldest && matchesFilter(a));
   if (extra.length) {
-    items = mergeActivity(items, extra);
+    pager.items = mergeActivity(pager.items, extra);
     render();
   }
 }
@@ -113,8 +98,8 @@ function matchesFilter(a) {
 }
 
 function render() {
-  loading.hidden = loaded;
-  const keep = new Set(items.map((a) => a.id));
+  loading.hidden = pager.loaded;
+  const keep = new Set(pager.items.map((a) => a.id));
   for (const id of rows.keys()) {
     if (!keep.has(id)) {
       rows.delete(id);
@@ -122,22 +107,22 @@ function render() {
   }
   reconcile(
     list,
-    items.map((a) => {
+    pager.items.map((a) => {
       if (!rows.has(a.id)) {
         rows.set(a.id, activityItem(a));
       }
       return rows.get(a.id);
     }),
   );
-  list.hidden = items.length === 0;
-  empty.hidden = !loaded || items.length > 0;
+  list.hidden = pager.items.length === 0;
+  empty.hidden = !pager.loaded || pager.items.length > 0;
   const filtered = typeSel.value || statusSel.value;
   emptyTitle.textContent = filtered ? "Nothing matches these filters" : "No activity yet";
   emptyText.textContent = filtered
     ? "Try another type or status."
     : "Downloads and ComfyUI generations appear here as they happen.";
-  moreWrap.hidden = !nextBefore;
-  clearBtn.disabled = loaded && items.length === 0 && !filtered;
+  moreWrap.hidden = !pager.nextBefore;
+  clearBtn.disabled = pager.loaded && pager.items.length === 0 && !filtered;
 }
 
 function filtersChanged() {
@@ -150,9 +135,7 @@ function filtersChanged() {
   }
   const qs = q.toString();
   history.replaceState(null, "", qs ? `?${qs}` : location.pathname);
-  loaded = false;
-  items = [];
-  nextBefore = null;
+  pager.empty(false);
   render();
   loadFirst();
 }
@@ -168,8 +151,7 @@ const confirmClear = new ConfirmModal({
   confirmLabel: "Clear history",
   action: async () => {
     const r = await post("/api/activity/clear");
-    items = [];
-    nextBefore = null;
+    pager.empty(true);
     render();
     setMessage(msg, r.deleted === 1 ? "1 entry deleted." : `${r.deleted} entries deleted.`, "success");
   },
@@ -188,20 +170,18 @@ store.subscribe((type, data) => {
         // A reconnect: anything may have happened meanwhile (even a clear),
         // so start again from the server's newest rows.
         loadFirst();
-      } else if (loaded) {
+      } else if (pager.loaded) {
         mergeLive();
       }
       break;
     case "activity":
-      if (loaded && matchesFilter(data)) {
-        items = mergeActivity(items, [data]);
+      if (pager.loaded && matchesFilter(data)) {
+        pager.items = mergeActivity(pager.items, [data]);
         render();
       }
       break;
     case "activity_cleared":
-      items = [];
-      nextBefore = null;
-      loaded = true;
+      pager.empty(true);
       render();
       break;
     case "settings":

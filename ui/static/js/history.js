@@ -3,7 +3,8 @@
 // download frames, with Retry on failed and cancelled downloads.
 
 import { startShell } from "./shell.js";
-import { get, post } from "./api.js";
+import { post } from "./api.js";
+import { Pager } from "./pager.js";
 import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { formatBytes, formatDuration, formatRelative, formatDateTime, sentence } from "./format.js";
 import { historyRow, mergeHistory, retryable, FINISHED } from "./state.js";
@@ -21,10 +22,6 @@ const moreWrap = document.getElementById("hist-more-wrap");
 const moreBtn = document.getElementById("hist-more");
 const msg = document.getElementById("hist-msg");
 
-let rows = [];
-let nextBefore = null;
-let loaded = false;
-let generation = 0; // drops answers to requests made before a reload
 const views = new Map(); // download id → its row's view
 
 function query(before) {
@@ -35,44 +32,38 @@ function query(before) {
   return `/api/downloads/history?${q}`;
 }
 
+const pager = new Pager({
+  path: query,
+  field: "history",
+  merge: (have, page) => {
+    const seen = new Set(have.map((x) => x.id));
+    return [...have, ...page.filter((x) => !seen.has(x.id))];
+  },
+});
+
 async function loadFirst() {
-  const gen = ++generation;
   setMessage(msg, "");
   try {
-    const r = await get(query());
-    if (gen !== generation) {
-      return;
-    }
-    rows = r.history || [];
-    nextBefore = r.next_before ?? null;
-    loaded = true;
-    mergeLive();
-    render();
-  } catch (e) {
-    if (gen === generation) {
-      loaded = true;
-      setMessage(msg, `The history could not be loaded: ${e.message}`);
+    if (await pager.reload()) {
+      mergeLive();
       render();
     }
+  } catch (e) {
+    setMessage(msg, `The history could not be loaded: ${e.message}`);
+    render();
   }
 }
 
 async function loadMore() {
-  if (!nextBefore) {
+  if (!pager.nextBefore) {
     return;
   }
-  const gen = generation;
   const done = busy(moreBtn, "Loading…");
   setMessage(msg, "");
   try {
-    const r = await get(query(nextBefore));
-    if (gen !== generation) {
-      return;
+    if (await pager.more()) {
+      render();
     }
-    const seen = new Set(rows.map((x) => x.id));
-    rows = [...rows, ...(r.history || []).filter((x) => !seen.has(x.id))];
-    nextBefore = r.next_before ?? null;
-    render();
   } catch (e) {
     setMessage(msg, `More history could not be loaded: ${e.message}`);
   } finally {
@@ -87,13 +78,13 @@ function mergeLive() {
     return;
   }
   for (const d of store.downloads.values()) {
-    rows = mergeHistory(rows, historyRow(d), !nextBefore);
+    pager.items = mergeHistory(pager.items, historyRow(d), !pager.nextBefore);
   }
 }
 
 function render() {
-  loading.hidden = loaded;
-  const keep = new Set(rows.map((r) => r.id));
+  loading.hidden = pager.loaded;
+  const keep = new Set(pager.items.map((r) => r.id));
   for (const id of views.keys()) {
     if (!keep.has(id)) {
       views.delete(id);
@@ -101,7 +92,7 @@ function render() {
   }
   reconcile(
     body,
-    rows.map((r) => {
+    pager.items.map((r) => {
       let v = views.get(r.id);
       if (!v) {
         v = rowView(r);
@@ -111,9 +102,9 @@ function render() {
       return v.tr;
     }),
   );
-  table.hidden = rows.length === 0;
-  empty.hidden = !loaded || rows.length > 0;
-  moreWrap.hidden = !nextBefore;
+  table.hidden = pager.items.length === 0;
+  empty.hidden = !pager.loaded || pager.items.length > 0;
+  moreWrap.hidden = !pager.nextBefore;
 }
 
 function sizeText(r) {
@@ -192,7 +183,7 @@ function rowView(first) {
       tr.title = `Queued ${formatDateTime(r.started_at)}`;
     }
     if (!retryBtn.hasAttribute("aria-busy")) {
-      retryBtn.hidden = !retryable(r, rows);
+      retryBtn.hidden = !retryable(r, pager.items);
       retryBtn.setAttribute("aria-label", `Retry ${r.preset_name || r.preset_id}`);
     }
   }
@@ -209,14 +200,14 @@ store.subscribe((type, data) => {
       if (snapshots++ > 0) {
         // A reconnect: anything may have happened meanwhile.
         loadFirst();
-      } else if (loaded) {
+      } else if (pager.loaded) {
         mergeLive();
         render();
       }
       break;
     case "download":
-      if (loaded && data) {
-        rows = mergeHistory(rows, historyRow(data), !nextBefore);
+      if (pager.loaded && data) {
+        pager.items = mergeHistory(pager.items, historyRow(data), !pager.nextBefore);
         render();
       }
       break;
