@@ -209,7 +209,7 @@ func (m *fileMeta) sha256() string {
 func hexTag(v string) string {
 	v = strings.TrimPrefix(strings.TrimSpace(v), "W/")
 	v = strings.Trim(v, `"`)
-	if isHex64(v) {
+	if model.IsSHA256(v) {
 		return strings.ToLower(v)
 	}
 	return ""

@@ -195,7 +195,7 @@ func buildPreset(id string, node *yaml.Node) (Preset, []string, error) {
 			f.SizeBytes, f.exact = size, exact
 		}
 		if sum := strings.ToLower(strings.TrimSpace(rf.SHA256)); sum != "" {
-			if !isHex64(sum) {
+			if !model.IsSHA256(sum) {
 				return Preset{}, nil, fmt.Errorf("file %d (%s): sha256 must be 64 hex digits", i+1, rel)
 			}
 			f.sha256 = sum
@@ -321,19 +321,6 @@ func parseSize(s string) (int64, bool, error) {
 		return 0, false, fmt.Errorf("size %q is too large", orig)
 	}
 	return int64(math.Round(v)), false, nil
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return true
 }
 
 // sortPresets orders presets by category, then name, then id.

@@ -76,7 +76,7 @@ func (m *Manager) workflowPreset(name string, files []WorkflowFile) (Preset, err
 			f.SizeBytes, f.exact, f.sha256 = k.SizeBytes, k.exact, k.sha256
 		}
 		if sum := strings.ToLower(strings.TrimSpace(wf.SHA256)); sum != "" {
-			if !isHex64(sum) {
+			if !model.IsSHA256(sum) {
 				return Preset{}, invalidWorkflow("Model %d (%s) has a hash that is not a SHA-256 (64 hex digits).", i+1, rel)
 			}
 			f.sha256 = sum

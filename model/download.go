@@ -79,3 +79,18 @@ type ModelFile struct {
 	ModTime  time.Time
 	PresetID string // the preset it was installed for
 }
+
+// IsSHA256 reports whether s is a SHA-256 written in hex (64 digits, either
+// case), as presets, workflows and servers give checksums.
+func IsSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}

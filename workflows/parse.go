@@ -80,10 +80,10 @@ func (c *collector) add(r Ref) error {
 		return err
 	}
 	r.Directory, r.Name = dir, name
-	if !isSHA256(r.Hash) {
+	r.Hash = strings.ToLower(strings.TrimSpace(r.Hash))
+	if !model.IsSHA256(r.Hash) {
 		r.Hash = ""
 	}
-	r.Hash = strings.ToLower(r.Hash)
 	if c.index == nil {
 		c.index = map[string]int{}
 	}
@@ -361,20 +361,6 @@ func cleanRef(dir, name string) (string, string, error) {
 		return "", "", fmt.Errorf("the model path %q names no file", shown)
 	}
 	return path.Clean(dir), path.Clean(name), nil
-}
-
-func isSHA256(s string) bool {
-	s = strings.TrimSpace(s)
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return true
 }
 
 func invalid(format string, args ...any) *model.Error {
