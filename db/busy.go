@@ -25,12 +25,11 @@ const (
 // one it opened. A full disk or quota is a model.CodeDiskFull error and
 // marks the store's health until a write succeeds again.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	select {
-	case s.writeSem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	unlock, err := s.lockWrites(ctx)
+	if err != nil {
+		return err
 	}
-	defer func() { <-s.writeSem }()
+	defer unlock()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	c := s.cur
@@ -48,7 +47,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := s.checkFile(c); err != nil {
 		return err
 	}
-	err := s.retryWrite(ctx, c.db, fn)
+	err = s.retryWrite(ctx, c.db, fn)
 	if s.isDiskFull(err) {
 		s.health.diskFull(s.log, s.path, err)
 		return model.DiskFullError(s.path, err)

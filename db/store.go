@@ -295,19 +295,35 @@ func (s *Store) openReadOnly(ctx context.Context) (*conn, error) {
 // Open does. Reads keep being served by the read-only pool until the
 // writable one is ready. A store that is already writable is left alone.
 func (s *Store) Promote(ctx context.Context) error {
-	select {
-	case s.writeSem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	return s.reopen(ctx, false)
+}
+
+// Demote reopens a writable store read-only: another dashboard holds the
+// lease now. The Guard has already been refusing writes; waiting for the
+// write lock here lets a write that was already running finish first.
+func (s *Store) Demote(ctx context.Context) error {
+	return s.reopen(ctx, true)
+}
+
+// reopen swaps the pool for one opened read-only or writable, holding the
+// write lock meanwhile; a pool already so is kept.
+func (s *Store) reopen(ctx context.Context, readOnly bool) error {
+	unlock, err := s.lockWrites(ctx)
+	if err != nil {
+		return err
 	}
-	defer func() { <-s.writeSem }()
+	defer unlock()
 	s.mu.RLock()
-	writable := !s.cur.readOnly
+	same := s.cur.readOnly == readOnly
 	s.mu.RUnlock()
-	if writable {
+	if same {
 		return nil
 	}
-	c, err := s.openWritable(ctx)
+	open := s.openWritable
+	if readOnly {
+		open = s.openReadOnly
+	}
+	c, err := open(ctx)
 	if err != nil {
 		return err
 	}
@@ -316,29 +332,15 @@ func (s *Store) Promote(ctx context.Context) error {
 	return nil
 }
 
-// Demote reopens a writable store read-only: another dashboard holds the
-// lease now. The Guard has already been refusing writes; waiting for the
-// write lock here lets a write that was already running finish first.
-func (s *Store) Demote(ctx context.Context) error {
+// lockWrites waits for this process's write lock: every write transaction,
+// and the swap of pools, holds it.
+func (s *Store) lockWrites(ctx context.Context) (unlock func(), err error) {
 	select {
 	case s.writeSem <- struct{}{}:
+		return func() { <-s.writeSem }, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
-	defer func() { <-s.writeSem }()
-	s.mu.RLock()
-	readOnly := s.cur.readOnly
-	s.mu.RUnlock()
-	if readOnly {
-		return nil
-	}
-	c, err := s.openReadOnly(ctx)
-	if err != nil {
-		return err
-	}
-	s.swap(c)
-	s.health.reset()
-	return nil
 }
 
 // swap makes c the store's pool and closes the old one once no statement
