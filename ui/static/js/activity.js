@@ -3,7 +3,7 @@
 
 import { startShell } from "./shell.js";
 import { post } from "./api.js";
-import { Pager } from "./pager.js";
+import { Pager, PagedList } from "./pager.js";
 import { setMessage, busy, reconcile } from "./dom.js";
 import { mergeActivity } from "./state.js";
 import { ConfirmModal } from "./dialogs.js";
@@ -48,36 +48,7 @@ function query(before) {
 }
 
 const pager = new Pager({ path: query, field: "activity", merge: mergeActivity });
-
-async function loadFirst() {
-  setMessage(msg, "");
-  try {
-    if (await pager.reload()) {
-      mergeLive();
-      render();
-    }
-  } catch (e) {
-    setMessage(msg, `The activity could not be loaded: ${e.message}`);
-    render();
-  }
-}
-
-async function loadMore() {
-  if (!pager.nextBefore) {
-    return;
-  }
-  const done = busy(moreBtn, "Loading…");
-  setMessage(msg, "");
-  try {
-    if (await pager.more()) {
-      render();
-    }
-  } catch (e) {
-    setMessage(msg, `More activity could not be loaded: ${e.message}`);
-  } finally {
-    done();
-  }
-}
+const paged = new PagedList({ pager, msg, moreBtn, noun: "the activity", render, fresh: mergeLive });
 
 // mergeLive adds what the live connection knows that the last request did
 // not (a row written between the two).
@@ -137,12 +108,11 @@ function filtersChanged() {
   history.replaceState(null, "", qs ? `?${qs}` : location.pathname);
   pager.empty(false);
   render();
-  loadFirst();
+  paged.reload();
 }
 
 typeSel.addEventListener("change", filtersChanged);
 statusSel.addEventListener("change", filtersChanged);
-moreBtn.addEventListener("click", loadMore);
 
 const confirmClear = new ConfirmModal({
   id: "clear-dialog",
@@ -169,7 +139,7 @@ store.subscribe((type, data) => {
       if (snapshots++ > 0) {
         // A reconnect: anything may have happened meanwhile (even a clear),
         // so start again from the server's newest rows.
-        loadFirst();
+        paged.reload();
       } else if (pager.loaded) {
         mergeLive();
       }
@@ -197,4 +167,4 @@ function showRetention(s) {
   retentionNote.textContent = d ? `Entries are kept for ${d === 1 ? "1 day" : `${d} days`}.` : "";
 }
 
-loadFirst();
+paged.reload();

@@ -4,7 +4,7 @@
 
 import { startShell } from "./shell.js";
 import { post } from "./api.js";
-import { Pager } from "./pager.js";
+import { Pager, PagedList } from "./pager.js";
 import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { formatBytes, formatDuration, formatRelative, formatDateTime, sentence } from "./format.js";
 import { historyRow, mergeHistory, retryable, FINISHED } from "./state.js";
@@ -40,36 +40,7 @@ const pager = new Pager({
     return [...have, ...page.filter((x) => !seen.has(x.id))];
   },
 });
-
-async function loadFirst() {
-  setMessage(msg, "");
-  try {
-    if (await pager.reload()) {
-      mergeLive();
-      render();
-    }
-  } catch (e) {
-    setMessage(msg, `The history could not be loaded: ${e.message}`);
-    render();
-  }
-}
-
-async function loadMore() {
-  if (!pager.nextBefore) {
-    return;
-  }
-  const done = busy(moreBtn, "Loading…");
-  setMessage(msg, "");
-  try {
-    if (await pager.more()) {
-      render();
-    }
-  } catch (e) {
-    setMessage(msg, `More history could not be loaded: ${e.message}`);
-  } finally {
-    done();
-  }
-}
+const paged = new PagedList({ pager, msg, moreBtn, noun: "the history", render, fresh: mergeLive });
 
 // mergeLive adds what the live connection knows that the request did not: a
 // download queued, or one that moved on, between the two.
@@ -190,7 +161,6 @@ function rowView(first) {
   return { tr, update };
 }
 
-moreBtn.addEventListener("click", loadMore);
 
 let snapshots = 0;
 
@@ -199,7 +169,7 @@ store.subscribe((type, data) => {
     case "snapshot":
       if (snapshots++ > 0) {
         // A reconnect: anything may have happened meanwhile.
-        loadFirst();
+        paged.reload();
       } else if (pager.loaded) {
         mergeLive();
         render();
@@ -216,4 +186,4 @@ store.subscribe((type, data) => {
   }
 });
 
-loadFirst();
+paged.reload();

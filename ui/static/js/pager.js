@@ -1,8 +1,10 @@
 // A list the API pages newest first (limit, before and next_before): the
 // first page, more pages on demand, and an answer that arrives after a
-// newer reload asked again is dropped. Pages render; the pager only loads.
+// newer reload asked again is dropped. Pager only loads; PagedList adds what
+// a page shows while it does (the message line, the busy Load more).
 
 import { get } from "./api.js";
+import { setMessage, busy } from "./dom.js";
 
 export class Pager {
   // path(before) is the URL of a page (before: the cursor, or null for the
@@ -64,4 +66,53 @@ export class Pager {
     this.nextBefore = r.next_before ?? null;
     return true;
   }
+}
+
+// PagedList ties a Pager to a page: noun names the list in messages ("the
+// history"), render draws it, fresh(items) runs after each first page (to
+// merge what the live connection knows) before render.
+export class PagedList {
+  constructor({ pager, msg, moreBtn, noun, render, fresh }) {
+    this.pager = pager;
+    this.msg = msg;
+    this.moreBtn = moreBtn;
+    this.noun = noun;
+    this.render = render;
+    this.fresh = fresh || (() => {});
+    moreBtn.addEventListener("click", () => this.more());
+  }
+
+  async reload() {
+    setMessage(this.msg, "");
+    try {
+      if (await this.pager.reload()) {
+        this.fresh();
+        this.render();
+      }
+    } catch (e) {
+      setMessage(this.msg, `${capital(this.noun)} could not be loaded: ${e.message}`);
+      this.render();
+    }
+  }
+
+  async more() {
+    if (!this.pager.nextBefore) {
+      return;
+    }
+    const done = busy(this.moreBtn, "Loading…");
+    setMessage(this.msg, "");
+    try {
+      if (await this.pager.more()) {
+        this.render();
+      }
+    } catch (e) {
+      setMessage(this.msg, `More of ${this.noun} could not be loaded: ${e.message}`);
+    } finally {
+      done();
+    }
+  }
+}
+
+function capital(s) {
+  return s ? s[0].toUpperCase() + s.slice(1) : s;
 }
