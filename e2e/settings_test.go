@@ -94,11 +94,19 @@ func TestPresetsErrorIsShown(t *testing.T) {
     - path: loras/mended.safetensors
       url: https://huggingface.co/org/repo/resolve/main/mended.safetensors
       size: 1024
+  MIRROR:
+    name: The same LoRA from a mirror
+    files:
+    - path: loras/mended.safetensors
+      url: https://huggingface.co/other/mirror/resolve/main/mended.safetensors
+      size: 1024
 `
 	if err := os.WriteFile(filepath.Join(d.workspace, "config", "presets.yaml"), []byte(fixed), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tb.waitFor("the mended preset", `document.getElementById("presets-notice").hidden && !!document.querySelector('li.preset[data-id="MENDED"]')`)
+	// Two presets sharing a path without sha256 load, with a note about it.
+	tb.waitFor("the note about the shared path", `!document.getElementById("presets-warnings").hidden && document.getElementById("presets-warnings-title").textContent === "presets.yaml: 1 note" && document.getElementById("presets-warnings-list").textContent.includes("loras/mended.safetensors is written by presets \"MENDED\" and \"MIRROR\"")`)
 	tb.waitFor("the same page, not a reload", `window.__sameDocument === true`)
 	tb.waitFor("no presets request from the page", `performance.getEntriesByType("resource").every((e) => !new URL(e.name).pathname.startsWith("/api/presets"))`)
 }

@@ -47,8 +47,9 @@ test("presets come with the snapshot and are replaced by each presets frame", ()
   s.subscribe((type, data) => seen.push([type, data && data.presets ? data.presets.length : null]));
   assert.equal(s.presets, null);
   s.apply({ type: "snapshot", data: { downloads: [], activity: [], settings: null, presets: { presets: [{ id: "A", status: "missing" }], error: null } } });
-  assert.deepEqual(s.presets, { presets: [{ id: "A", status: "missing" }], error: null });
-  s.apply({ type: "presets", data: { presets: [{ id: "A", status: "installed" }, { id: "B", status: "missing" }], error: "line 3: bad" } });
+  assert.deepEqual(s.presets, { presets: [{ id: "A", status: "missing" }], error: null, warnings: [] });
+  s.apply({ type: "presets", data: { presets: [{ id: "A", status: "installed" }, { id: "B", status: "missing" }], error: "line 3: bad", warnings: ["two presets share x"] } });
+  assert.deepEqual(s.presets.warnings, ["two presets share x"]);
   assert.equal(s.presets.presets[0].status, "installed");
   assert.equal(s.presets.error, "line 3: bad");
   s.apply({ type: "snapshot", data: { downloads: [], activity: [] } }); // an old server: no presets

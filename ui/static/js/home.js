@@ -194,6 +194,7 @@ function showPresets() {
   }
   presets = store.presets.presets;
   showPresetsNotice(store.presets.error);
+  showPresetsWarnings(store.presets.warnings);
   fillTypes();
   renderPresets();
 }
@@ -205,6 +206,16 @@ function showPresetsNotice(loadError) {
       ? [icon("alert", "notice-icon"), h("div", {}, h("p", { class: "notice-title", text: "presets.yaml has a problem" }), h("p", { class: "mono", text: loadError }))]
       : []),
   );
+}
+
+// showPresetsWarnings lists what presets.yaml does that works but may not be
+// meant (two presets writing one path, a page URL rewritten), folded away.
+function showPresetsWarnings(warnings) {
+  const box = document.getElementById("presets-warnings");
+  box.hidden = warnings.length === 0;
+  document.getElementById("presets-warnings-title").textContent =
+    warnings.length === 1 ? "presets.yaml: 1 note" : `presets.yaml: ${warnings.length} notes`;
+  document.getElementById("presets-warnings-list").replaceChildren(...warnings.map((w) => h("li", { text: w })));
 }
 
 function fillTypes() {

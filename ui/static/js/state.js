@@ -154,7 +154,11 @@ export function presetList(p) {
   if (!p || typeof p !== "object") {
     return null;
   }
-  return { presets: Array.isArray(p.presets) ? p.presets : [], error: p.error || null };
+  return {
+    presets: Array.isArray(p.presets) ? p.presets : [],
+    error: p.error || null,
+    warnings: Array.isArray(p.warnings) ? p.warnings.filter((w) => typeof w === "string") : [],
+  };
 }
 
 // mergeActivity adds items to list, dropping duplicate ids, newest first.
