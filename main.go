@@ -144,7 +144,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	var mon *system.Monitor
 	hub := realtime.New(realtime.Options{Logger: log, OnWatch: func(w bool) { mon.Watch(w) }})
 
-	// 3. Settings, with HF_TOKEN as the fallback token.
+	// 3. Settings, with HF_TOKEN and CIVITAI_TOKEN as the fallback tokens.
 	sets := settings.New(settings.Config{
 		Store: store, Publisher: hub, Logger: log, EnvToken: cfg.HFToken, HFEndpoint: cfg.HFEndpoint,
 		CivitaiEnvToken: cfg.CivitaiToken, CivitaiEndpoint: cfg.CivitaiEndpoint,
@@ -177,7 +177,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 
 	dlCfg := downloader.Config{
 		PresetsFile: cfg.Presets, ModelsDir: cfg.Models, HFEndpoint: cfg.HFEndpoint,
-		Token: sets.Token, History: store, Files: store, Recorder: acts, Publisher: hub,
+		Token: sets.Token, CivitaiEndpoint: cfg.CivitaiEndpoint, CivitaiToken: sets.CivitaiToken, History: store, Files: store, Recorder: acts, Publisher: hub,
 		Logger: log, Now: h.Now, Concurrency: cfg.DownloadConcurrency, Connections: cfg.DownloadConnections,
 		ModelFiles: mon,
 	}
