@@ -210,7 +210,7 @@ func (m *Manager) civitaiVersion(ctx context.Context, id int64) (civitaiVersion,
 		return civitaiVersion{}, err
 	}
 	req.Header.Set("Accept", "application/json")
-	(&source{svc: m.civitai}).authorize(ctx, req, true)
+	m.civitai.authorize(ctx, req)
 	resp, err := m.headCli.Do(req)
 	if err != nil {
 		return civitaiVersion{}, fmt.Errorf("ask civitai about model version %d: %w", id, unwrapURLError(err))

@@ -3,19 +3,19 @@
 // HuggingFace, Civitai or any HTTP server into the models folder.
 //
 // Files are written to "<final>.part", verified (SHA-256 from the preset,
-// HuggingFace's ETag or Civitai's API) and renamed into place, so a final path never holds a
-// partial file. Large files come over several connections at once, each
-// writing its ranges into the one .part; a state file beside it names the
-// ranges on disk, so a retry, even after a crash, fetches only what is
-// missing. Nothing is resumed on its own after a restart. Everything under
-// the models folder is written through an os.Root, so a symbolic link
-// cannot lead a download out of it.
+// HuggingFace's ETag or Civitai's API) and renamed into place, so a final
+// path never holds a partial file. Large files come over several
+// connections at once, each writing its ranges into the one .part; a state
+// file beside it names the ranges on disk, so a retry, even after a crash,
+// fetches only what is missing. Nothing is resumed on its own after a
+// restart. Everything under the models folder is written through an
+// os.Root, so a symbolic link cannot lead a download out of it.
 //
 // The files: service.go (the hosts with tokens: endpoints, which token goes
 // where, redirects, expired links, errors), hf.go and civitai.go (what is
-// each one's own), transfer.go (one file: probe, resume, verify, place), pipe.go (ranges,
-// connections and the in-order hash), partfile.go (the locked .part and its
-// state), fetch.go and queue.go (the Manager's side).
+// each one's own), transfer.go (one file: probe, resume, verify, place),
+// pipe.go (ranges, connections and the in-order hash), partfile.go (the
+// locked .part and its state), fetch.go and queue.go (the Manager's side).
 //
 // Sizes: human sizes in presets.yaml are decimal, as HuggingFace shows them
 // (1GB = 10^9 bytes, 1MB = 10^6); GiB/MiB are accepted and binary.

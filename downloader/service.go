@@ -40,52 +40,6 @@ func parseEndpoint(name, s string) (endpoint, error) {
 	return endpoint{scheme: u.Scheme, host: hostPort(u), prefix: strings.TrimSuffix(u.Path, "/")}, nil
 }
 
-// tokensMissing refuses an install up front when one of its files needs a
-// token that its service has none for: a preset marked gated (HuggingFace),
-// or a service answering 401 to a quick ask, without a token, of the first
-// missing file it serves. Any other answer or trouble says nothing: the
-// download itself then reports what is wrong.
-func (m *Manager) tokensMissing(ctx context.Context, p Preset, missing []PresetFile) error {
-	for _, svc := range m.services {
-		if svc.token(ctx) != "" {
-			continue
-		}
-		if svc == m.hf && p.Gated {
-			return model.Errorf(svc.tokenRequired, "%s is gated on HuggingFace; set a HuggingFace token first.", p.what())
-		}
-		if m.asksForToken(ctx, svc, missing) {
-			return model.Errorf(svc.tokenRequired, "%s needs a %s token (%s answered 401: only signed-in users may download it); set one first.", p.what(), svc.name, svc.name)
-		}
-	}
-	return nil
-}
-
-// asksForToken asks svc, without a token and without following a
-// redirect, about the first missing file it serves, and says whether it
-// answered 401.
-func (m *Manager) asksForToken(ctx context.Context, svc *service, missing []PresetFile) bool {
-	for _, f := range missing {
-		u, of, err := m.services.rewrite(f.URL)
-		if err != nil || of != svc {
-			continue
-		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		req, err := (&source{svc: svc}).ask(pctx, u)
-		if err != nil {
-			return false
-		}
-		resp, err := m.headCli.Do(req)
-		if err != nil {
-			m.log.Warn("token probe failed", "service", svc.name, "url", shownURLOf(u), "err", unwrapURLError(err))
-			return false
-		}
-		drain(resp)
-		return resp.StatusCode == http.StatusUnauthorized
-	}
-	return false
-}
-
 // hostPort is u's host with the scheme's default port dropped, lower-cased.
 func hostPort(u *url.URL) string {
 	h := strings.ToLower(u.Host)
@@ -154,6 +108,52 @@ func (ss services) rewrite(raw string) (*url.URL, *service, error) {
 		}
 	}
 	return u, nil, nil
+}
+
+// tokensMissing refuses an install up front when one of its files needs a
+// token that its service has none for: a preset marked gated (HuggingFace),
+// or a service answering 401 to a quick ask, without a token, of the first
+// missing file it serves. Any other answer or trouble says nothing: the
+// download itself then reports what is wrong.
+func (m *Manager) tokensMissing(ctx context.Context, p Preset, missing []PresetFile) error {
+	for _, svc := range m.services {
+		if svc.token(ctx) != "" {
+			continue
+		}
+		if svc == m.hf && p.Gated {
+			return model.Errorf(svc.tokenRequired, "%s is gated on HuggingFace; set a HuggingFace token first.", p.what())
+		}
+		if m.asksForToken(ctx, svc, missing) {
+			return model.Errorf(svc.tokenRequired, "%s needs a %s token (%s answered 401: only signed-in users may download it); set one first.", p.what(), svc.name, svc.name)
+		}
+	}
+	return nil
+}
+
+// asksForToken asks svc, without a token and without following a
+// redirect, about the first missing file it serves, and says whether it
+// answered 401.
+func (m *Manager) asksForToken(ctx context.Context, svc *service, missing []PresetFile) bool {
+	for _, f := range missing {
+		u, of, err := m.services.rewrite(f.URL)
+		if err != nil || of != svc {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		req, err := askRequest(pctx, svc, u)
+		if err != nil {
+			return false
+		}
+		resp, err := m.headCli.Do(req)
+		if err != nil {
+			m.log.Warn("token probe failed", "service", svc.name, "url", shownURLOf(u), "err", unwrapURLError(err))
+			return false
+		}
+		drain(resp)
+		return resp.StatusCode == http.StatusUnauthorized
+	}
+	return false
 }
 
 // shownURL is a URL as it may appear in a message, an activity row, a frame
@@ -394,7 +394,7 @@ func (s *source) refresh(ctx context.Context, gen int) (string, error) {
 	meta := fileMeta{linkedSize: -1}
 	cur, auth := s.orig, s.svc.owns(s.orig)
 	for range 10 {
-		req, err := s.ask(ctx, cur)
+		req, err := askRequest(ctx, s.svc, cur)
 		if err != nil {
 			return "", err
 		}
@@ -447,13 +447,13 @@ func (s *source) get(ctx context.Context, from, to int64, ifRange string) (*http
 	return resp, gen, err
 }
 
-// ask is a request that asks u where it leads without fetching the file:
-// the service's askMethod (HEAD when there is no service), and for a GET
-// one byte, so a host that answers with the file sends almost nothing.
-func (s *source) ask(ctx context.Context, u *url.URL) (*http.Request, error) {
+// askRequest is a request that asks u where it leads without fetching the
+// file: svc's askMethod (HEAD when there is no service), and for a GET one
+// byte, so a host that answers with the file sends almost nothing.
+func askRequest(ctx context.Context, svc *service, u *url.URL) (*http.Request, error) {
 	method := http.MethodHead
-	if s.svc != nil {
-		method = s.svc.askMethod
+	if svc != nil {
+		method = svc.askMethod
 	}
 	req, err := newRequest(ctx, method, u)
 	if err == nil && method == http.MethodGet {
@@ -462,14 +462,21 @@ func (s *source) ask(ctx context.Context, u *url.URL) (*http.Request, error) {
 	return req, err
 }
 
-// authorize sets the service's token, only ever as a Bearer header (never
-// in a URL, where it would reach logs and the storage host), and only on a
-// request to the service's own host (auth).
+// authorize sets the service's token on a request to its own host (auth).
 func (s *source) authorize(ctx context.Context, req *http.Request, auth bool) {
-	if !auth || s.svc == nil {
+	if auth {
+		s.svc.authorize(ctx, req)
+	}
+}
+
+// authorize sets the service's token, when there is one, only ever as a
+// Bearer header: never in a URL, where it would reach logs and, through a
+// redirect, the storage host. The caller sends req to the service's host.
+func (s *service) authorize(ctx context.Context, req *http.Request) {
+	if s == nil {
 		return
 	}
-	if tok := s.svc.token(ctx); tok != "" {
+	if tok := s.token(ctx); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 }
