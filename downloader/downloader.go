@@ -63,13 +63,8 @@ type Config struct {
 	// tests). The token is only ever sent to this host.
 	HFEndpoint string
 	// Token returns the current HuggingFace token, "" if none.
-	Token func(ctx context.Context) string
-	// CivitaiEndpoint replaces https://civitai.com (and civitai.green,
-	// civitai.red) in preset URLs; CivitaiToken goes only to this host.
-	CivitaiEndpoint string
-	// CivitaiToken returns the current Civitai token, "" if none.
-	CivitaiToken func(ctx context.Context) string
-	History      History
+	Token   func(ctx context.Context) string
+	History History
 	// Files remembers which file is in place on a path presets share;
 	// nil keeps that in memory only, for the life of the Manager.
 	Files     Ledger
@@ -97,6 +92,12 @@ type Config struct {
 	window int64 // the hash window; 0 → defaultWindow (tests shrink it)
 	// ModelFiles, when set, hears of files landing in the models folder.
 	ModelFiles ModelFiles
+
+	// CivitaiEndpoint replaces https://civitai.com (and civitai.green,
+	// civitai.red) in preset URLs; CivitaiToken goes only to this host.
+	CivitaiEndpoint string
+	// CivitaiToken returns the current Civitai token, "" if none.
+	CivitaiToken func(ctx context.Context) string
 }
 
 // ModelFiles hears about files landing in (and leaving) the models folder,

@@ -30,13 +30,14 @@ const (
 	CodeUnknownHost     Code = "unknown_host"     // Host is none of the dashboard's names (DNS rebinding)
 	CodeTooManyClients  Code = "too_many_clients" // the WebSocket limits are reached
 
-	CodeInvalidSetting Code = "invalid_setting"
-	CodeInvalidToken   Code = "invalid_token"
-	CodeHFUnreachable  Code = "hf_unreachable"
+	CodeInvalidSetting  Code = "invalid_setting"
+	CodeInvalidToken    Code = "invalid_token"
+	CodeHFUnreachable   Code = "hf_unreachable"
+	CodeInvalidActivity Code = "invalid_activity"
+
 	// Civitai could not be asked about a token (no answer, a redirect, an
 	// error of its own); nothing was saved.
 	CodeCivitaiUnreachable Code = "civitai_unreachable"
-	CodeInvalidActivity    Code = "invalid_activity"
 
 	CodeAlreadyQueued    Code = "already_queued"
 	CodeAlreadyInstalled Code = "already_installed"
@@ -59,18 +60,19 @@ const (
 const (
 	CodeHFTokenRequired Code = "hf_token_required" // 401 from HuggingFace; also refuses an install up front
 	CodeHFAccessDenied  Code = "hf_access_denied"  // 403: the licence is not accepted
+	CodeChecksum        Code = "checksum_mismatch"
+	CodeDiskSpace       Code = "insufficient_disk_space"
+	CodeNetwork         Code = "network"
+	CodeInterrupted     Code = "interrupted" // the dashboard stopped while it ran
+	CodeHTTP            Code = "http_error"  // an answer that is neither retryable nor one of the above
+	CodeDisk            Code = "disk_error"  // writing the models folder failed
+	CodeSizeMismatch    Code = "size_mismatch"
+
 	// 401 from Civitai: no token or a revoked one; also refuses an install
 	// up front when Civitai says a file needs a login and no token is set.
 	CodeCivitaiTokenRequired Code = "civitai_token_required"
 	// 403 from Civitai: early access, or the creator does not allow it.
 	CodeCivitaiAccessDenied Code = "civitai_access_denied"
-	CodeChecksum            Code = "checksum_mismatch"
-	CodeDiskSpace           Code = "insufficient_disk_space"
-	CodeNetwork             Code = "network"
-	CodeInterrupted         Code = "interrupted" // the dashboard stopped while it ran
-	CodeHTTP                Code = "http_error"  // an answer that is neither retryable nor one of the above
-	CodeDisk                Code = "disk_error"  // writing the models folder failed
-	CodeSizeMismatch        Code = "size_mismatch"
 )
 
 // Error is the one error shape of the dashboard: what went wrong, as a code

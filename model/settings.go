@@ -7,10 +7,11 @@ const (
 	SettingNotifications = "notifications"
 	SettingHFToken       = "hf_token"
 	SettingHFUsername    = "hf_username"
+	SettingSessionKey    = "session_key"
+
 	// The Civitai token and the username Civitai gave for it.
 	SettingCivitaiToken    = "civitai_token"
 	SettingCivitaiUsername = "civitai_username"
-	SettingSessionKey      = "session_key"
 )
 
 // Themes the UI has.

@@ -26,10 +26,12 @@ var statusOf = map[model.Code]int{
 	model.CodeWrongPassword: http.StatusUnauthorized,
 
 	model.CodeHFTokenRequired: http.StatusForbidden,
+	model.CodeCrossSite:       http.StatusForbidden,
+	model.CodeForbiddenOrigin: http.StatusForbidden,
+
 	// Install refuses a preset whose Civitai files need a login up front.
 	model.CodeCivitaiTokenRequired: http.StatusForbidden,
-	model.CodeCrossSite:            http.StatusForbidden,
-	model.CodeForbiddenOrigin:      http.StatusForbidden,
+	model.CodeCivitaiUnreachable:   http.StatusBadGateway,
 
 	model.CodeNotFound: http.StatusNotFound,
 	model.CodeMethod:   http.StatusMethodNotAllowed,
@@ -43,16 +45,15 @@ var statusOf = map[model.Code]int{
 	model.CodeNotRetryable:     http.StatusConflict,
 	model.CodeReadOnly:         http.StatusConflict,
 
-	model.CodeBodyTooLarge:       http.StatusRequestEntityTooLarge,
-	model.CodeUnsupportedType:    http.StatusUnsupportedMediaType,
-	model.CodeUpgradeRequired:    http.StatusUpgradeRequired,
-	model.CodeTooManyAttempts:    http.StatusTooManyRequests,
-	model.CodeTooManyClients:     http.StatusServiceUnavailable,
-	model.CodeCancelled:          499, // the client went away; nginx's number for it
-	model.CodeInternal:           http.StatusInternalServerError,
-	model.CodeHFUnreachable:      http.StatusBadGateway,
-	model.CodeCivitaiUnreachable: http.StatusBadGateway,
-	model.CodeDiskFull:           http.StatusInsufficientStorage,
+	model.CodeBodyTooLarge:    http.StatusRequestEntityTooLarge,
+	model.CodeUnsupportedType: http.StatusUnsupportedMediaType,
+	model.CodeUpgradeRequired: http.StatusUpgradeRequired,
+	model.CodeTooManyAttempts: http.StatusTooManyRequests,
+	model.CodeTooManyClients:  http.StatusServiceUnavailable,
+	model.CodeCancelled:       499, // the client went away; nginx's number for it
+	model.CodeInternal:        http.StatusInternalServerError,
+	model.CodeHFUnreachable:   http.StatusBadGateway,
+	model.CodeDiskFull:        http.StatusInsufficientStorage,
 	// The database file was deleted or replaced: a restart is the fix.
 	model.CodeDatabaseUnavailable: http.StatusServiceUnavailable,
 }
