@@ -30,6 +30,8 @@ type config struct {
 	Models              string
 	HFEndpoint          string
 	HFToken             string
+	CivitaiEndpoint     string
+	CivitaiToken        string
 	ComfyUIURL          string
 	Password            string
 	RetentionDays       int
@@ -57,6 +59,7 @@ var options = []option{
 	{"presets", "PRESETS_FILE", "$WORKSPACE/config/presets.yaml", "preset definitions"},
 	{"models", "MODELS_DIR", "$WORKSPACE/models", "where preset files go"},
 	{"hf-endpoint", "HF_ENDPOINT", "https://huggingface.co", "HuggingFace base URL (mirrors, tests)"},
+	{"civitai-endpoint", "CIVITAI_ENDPOINT", "https://civitai.com", "Civitai base URL (tests); preset URLs on civitai.com, civitai.green and civitai.red are fetched from it"},
 	{"comfyui-url", "COMFYUI_URL", "http://127.0.0.1:8188", "ComfyUI to watch for generations; empty turns watching off"},
 	{"password", "DASHBOARD_PASSWORD", "", "when set, every page, API call and WebSocket needs it"},
 	{"retention-days", "ACTIVITY_RETENTION_DAYS", strconv.Itoa(model.DefaultRetentionDays), fmt.Sprintf("activity older than this many days is deleted (%d-%d); when given, it replaces the saved setting", model.MinRetentionDays, model.MaxRetentionDays)},
@@ -139,6 +142,10 @@ func loadConfig(args []string, env func(string) (string, bool), out io.Writer) (
 	if u, err := url.Parse(c.HFEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return config{}, fmt.Errorf("hf-endpoint %q is not an http(s) URL", c.HFEndpoint)
 	}
+	c.CivitaiEndpoint = strings.TrimRight(pathOr("civitai-endpoint", "https://civitai.com"), "/")
+	if u, err := url.Parse(c.CivitaiEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return config{}, fmt.Errorf("civitai-endpoint %q is not an http(s) URL", c.CivitaiEndpoint)
+	}
 	if c.ComfyUIURL, ok = get("comfyui-url"); !ok {
 		c.ComfyUIURL = "http://127.0.0.1:8188"
 	}
@@ -150,6 +157,8 @@ func loadConfig(args []string, env func(string) (string, bool), out io.Writer) (
 	c.Password, _ = get("password")
 	hf, _ := env("HF_TOKEN")
 	c.HFToken = strings.TrimSpace(hf)
+	civitai, _ := env("CIVITAI_TOKEN")
+	c.CivitaiToken = strings.TrimSpace(civitai)
 
 	c.RetentionDays = model.DefaultRetentionDays
 	if v, ok := get("retention-days"); ok {
@@ -272,4 +281,5 @@ func usage(out io.Writer) {
 		fmt.Fprintf(out, "  --%-22s %-24s %s\n  %-24s %-24s default: %s\n", o.flag, o.env, o.usage, "", "", def)
 	}
 	fmt.Fprintf(out, "  %-24s %-24s %s\n", "", "HF_TOKEN", "HuggingFace token used when none is saved in settings")
+	fmt.Fprintf(out, "  %-24s %-24s %s\n", "", "CIVITAI_TOKEN", "Civitai token used when none is saved in settings")
 }

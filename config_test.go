@@ -25,7 +25,8 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 		{"defaults under the workspace", []string{"--workspace", ws}, nil, func(c config) string {
 			if c.Addr != ":8082" || c.DB != filepath.Join(ws, "data", "dashboard.db") || c.Presets != filepath.Join(ws, "config", "presets.yaml") ||
 				c.Models != filepath.Join(ws, "models") || c.HFEndpoint != "https://huggingface.co" || c.ComfyUIURL != "http://127.0.0.1:8188" ||
-				c.RetentionDays != 30 || c.RetentionDaysSet || c.Password != "" || c.DownloadConcurrency != 1 || c.DownloadConnections != 8 || c.VolumeSize != 0 {
+				c.RetentionDays != 30 || c.RetentionDaysSet || c.Password != "" || c.DownloadConcurrency != 1 || c.DownloadConnections != 8 || c.VolumeSize != 0 ||
+				c.CivitaiEndpoint != "https://civitai.com" || c.CivitaiToken != "" {
 				return "wrong defaults"
 			}
 			return ""
@@ -84,6 +85,18 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 			}
 			return ""
 		}},
+		{"Civitai from the environment", []string{"--workspace", ws}, map[string]string{"CIVITAI_TOKEN": " abc123 ", "CIVITAI_ENDPOINT": "http://civitai.local:9/"}, func(c config) string {
+			if c.CivitaiToken != "abc123" || c.CivitaiEndpoint != "http://civitai.local:9" {
+				return "CIVITAI_TOKEN or CIVITAI_ENDPOINT not applied"
+			}
+			return ""
+		}},
+		{"--civitai-endpoint wins", []string{"--workspace", ws, "--civitai-endpoint", "http://flag.local"}, map[string]string{"CIVITAI_ENDPOINT": "http://env.local"}, func(c config) string {
+			if c.CivitaiEndpoint != "http://flag.local" {
+				return "the flag did not win"
+			}
+			return ""
+		}},
 		{"empty COMFYUI_URL turns watching off", []string{"--workspace", ws}, map[string]string{"COMFYUI_URL": ""}, func(c config) string {
 			if c.ComfyUIURL != "" {
 				return "watcher not off"
@@ -128,6 +141,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"--download-connections", "33"},
 		{"--download-connections", "eight"},
 		{"--hf-endpoint", "ftp://x"},
+		{"--civitai-endpoint", "civitai.com"},
 		{"--comfyui-url", "not a url"},
 		{"--log-level", "loud"},
 		{"--db-journal", "memory"},
@@ -162,7 +176,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 		"--addr", "DASHBOARD_ADDR", "--workspace", "WORKSPACE", "--db", "DASHBOARD_DB",
 		"--presets", "PRESETS_FILE", "--models", "MODELS_DIR", "--hf-endpoint", "HF_ENDPOINT",
 		"HF_TOKEN", "--comfyui-url", "COMFYUI_URL", "--password", "DASHBOARD_PASSWORD",
-		"--retention-days", "ACTIVITY_RETENTION_DAYS",
+		"--retention-days", "ACTIVITY_RETENTION_DAYS", "CIVITAI_TOKEN", "--civitai-endpoint", "CIVITAI_ENDPOINT",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %s", want)
@@ -173,7 +187,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 			t.Errorf("--help lacks %s / %s", o.flag, o.env)
 		}
 	}
-	for _, def := range []string{":8082", "https://huggingface.co", "http://127.0.0.1:8188", "$WORKSPACE/data/dashboard.db", "HF_TOKEN"} {
+	for _, def := range []string{":8082", "https://huggingface.co", "http://127.0.0.1:8188", "$WORKSPACE/data/dashboard.db", "HF_TOKEN", "https://civitai.com"} {
 		if !strings.Contains(out.String(), def) {
 			t.Errorf("--help lacks default %s", def)
 		}

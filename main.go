@@ -144,11 +144,17 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	var mon *system.Monitor
 	hub := realtime.New(realtime.Options{Logger: log, OnWatch: func(w bool) { mon.Watch(w) }})
 
-	// 3. Settings, with HF_TOKEN as the fallback token.
-	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: cfg.HFToken, HFEndpoint: cfg.HFEndpoint})
+	// 3. Settings, with HF_TOKEN and CIVITAI_TOKEN as the fallback tokens.
+	sets := settings.New(settings.Config{
+		Store: store, Publisher: hub, Logger: log, EnvToken: cfg.HFToken, HFEndpoint: cfg.HFEndpoint,
+		CivitaiEnvToken: cfg.CivitaiToken, CivitaiEndpoint: cfg.CivitaiEndpoint,
+	})
 	acts := activity.New(activity.Config{Store: store, Publisher: hub, Logger: log, RetentionDays: sets.RetentionDays})
 	if cfg.HFToken != "" {
 		log.Info("HF_TOKEN is set; it is used when no token is saved in settings")
+	}
+	if cfg.CivitaiToken != "" {
+		log.Info("CIVITAI_TOKEN is set; it is used when no Civitai token is saved in settings")
 	}
 
 	watcher, err := comfyui.New(comfyui.Config{URL: cfg.ComfyUIURL, Recorder: acts, Prompts: store, Logger: log, Now: h.Now})
@@ -171,7 +177,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 
 	dlCfg := downloader.Config{
 		PresetsFile: cfg.Presets, ModelsDir: cfg.Models, HFEndpoint: cfg.HFEndpoint,
-		Token: sets.Token, History: store, Files: store, Recorder: acts, Publisher: hub,
+		Token: sets.Token, CivitaiEndpoint: cfg.CivitaiEndpoint, CivitaiToken: sets.CivitaiToken, History: store, Files: store, Recorder: acts, Publisher: hub,
 		Logger: log, Now: h.Now, Concurrency: cfg.DownloadConcurrency, Connections: cfg.DownloadConnections,
 		ModelFiles: mon,
 	}

@@ -1,20 +1,21 @@
 // Package downloader installs model presets: it reads presets.yaml (and
 // notices when it changes), keeps the download queue, and fetches files from
-// HuggingFace or any HTTP server into the models folder.
+// HuggingFace, Civitai or any HTTP server into the models folder.
 //
-// Files are written to "<final>.part", verified (SHA-256 from the preset or
-// HuggingFace's ETag) and renamed into place, so a final path never holds a
-// partial file. Large files come over several connections at once, each
-// writing its ranges into the one .part; a state file beside it names the
-// ranges on disk, so a retry, even after a crash, fetches only what is
-// missing. Nothing is resumed on its own after a restart. Everything under
-// the models folder is written through an os.Root, so a symbolic link
-// cannot lead a download out of it.
+// Files are written to "<final>.part", verified (SHA-256 from the preset,
+// HuggingFace's ETag or Civitai's API) and renamed into place, so a final
+// path never holds a partial file. Large files come over several
+// connections at once, each writing its ranges into the one .part; a state
+// file beside it names the ranges on disk, so a retry, even after a crash,
+// fetches only what is missing. Nothing is resumed on its own after a
+// restart. Everything under the models folder is written through an
+// os.Root, so a symbolic link cannot lead a download out of it.
 //
-// The files: hf.go (HuggingFace: endpoint, token, redirects, errors),
-// transfer.go (one file: probe, resume, verify, place), pipe.go (ranges,
-// connections and the in-order hash), partfile.go (the locked .part and its
-// state), fetch.go and queue.go (the Manager's side).
+// The files: service.go (the hosts with tokens: endpoints, which token goes
+// where, redirects, expired links, errors), hf.go and civitai.go (what is
+// each one's own), transfer.go (one file: probe, resume, verify, place),
+// pipe.go (ranges, connections and the in-order hash), partfile.go (the
+// locked .part and its state), fetch.go and queue.go (the Manager's side).
 //
 // Sizes: human sizes in presets.yaml are decimal, as HuggingFace shows them
 // (1GB = 10^9 bytes, 1MB = 10^6); GiB/MiB are accepted and binary.
@@ -91,6 +92,12 @@ type Config struct {
 	window int64 // the hash window; 0 → defaultWindow (tests shrink it)
 	// ModelFiles, when set, hears of files landing in the models folder.
 	ModelFiles ModelFiles
+
+	// CivitaiEndpoint replaces https://civitai.com (and civitai.green,
+	// civitai.red) in preset URLs; CivitaiToken goes only to this host.
+	CivitaiEndpoint string
+	// CivitaiToken returns the current Civitai token, "" if none.
+	CivitaiToken func(ctx context.Context) string
 }
 
 // ModelFiles hears about files landing in (and leaving) the models folder,
@@ -104,9 +111,12 @@ type ModelFiles interface {
 type Manager struct {
 	cfg      Config
 	log      *slog.Logger
-	endpoint endpoint
+	services services     // the hosts with tokens: hf, civitai
+	hf       *service     // HuggingFace at HFEndpoint
+	civitai  *service     // Civitai at CivitaiEndpoint
+	versions versionCache // what Civitai's API said of model versions
 	client   *http.Client // follows redirects, strips the token off-host
-	headCli  *http.Client // never follows redirects: the gated probe
+	headCli  *http.Client // never follows redirects: token probes, Civitai's API, link renewals
 	events   *eventQueue
 	paths    *pathLocks
 	space    *spaceBook
@@ -144,12 +154,23 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.HFEndpoint == "" {
 		cfg.HFEndpoint = "https://huggingface.co"
 	}
-	ep, err := parseEndpoint(cfg.HFEndpoint)
+	hfEP, err := parseEndpoint("huggingface", cfg.HFEndpoint)
 	if err != nil {
 		return nil, err
 	}
+	if cfg.CivitaiEndpoint == "" {
+		cfg.CivitaiEndpoint = "https://civitai.com"
+	}
+	civitaiEP, err := parseEndpoint("civitai", cfg.CivitaiEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	none := func(context.Context) string { return "" }
 	if cfg.Token == nil {
-		cfg.Token = func(context.Context) string { return "" }
+		cfg.Token = none
+	}
+	if cfg.CivitaiToken == nil {
+		cfg.CivitaiToken = none
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -191,8 +212,10 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		endpoint:  ep,
-		client:    ep.guardedClient(base),
+		hf:        huggingFace(hfEP, cfg.Token),
+		civitai:   civitai(civitaiEP, cfg.CivitaiToken),
+		versions:  versionCache{m: map[int64]cachedVersion{}},
+		client:    guardedClient(base),
 		headCli:   noRedirectClient(base),
 		events:    newEventQueue(),
 		paths:     newPathLocks(),
@@ -205,6 +228,7 @@ func New(cfg Config) (*Manager, error) {
 		workflows: map[string]Preset{},
 		wake:      make(chan struct{}, 1),
 	}
+	m.services = services{m.hf, m.civitai}
 	if _, err := os.Stat(cfg.PresetsFile); errors.Is(err, os.ErrNotExist) {
 		if err := writeDefaultPresets(cfg.PresetsFile); err != nil {
 			return nil, err

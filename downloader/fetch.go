@@ -218,7 +218,7 @@ func (m *Manager) fetchFile(ctx context.Context, root *os.Root, d *download, f P
 		d.bytesTotal.Add(-f.SizeBytes)
 		return nil
 	}
-	u, err := m.endpoint.rewrite(f.URL)
+	u, svc, err := m.services.rewrite(f.URL)
 	if err != nil {
 		return permanent(model.CodeNotFound, "%s: %v", f.Path, err)
 	}
@@ -228,10 +228,14 @@ func (m *Manager) fetchFile(ctx context.Context, root *os.Root, d *download, f P
 		exact = f.SizeBytes
 	}
 	counted := f.SizeBytes // what bytes_total holds for this file
+	if f.sha256 == "" && svc == m.civitai {
+		// Civitai's API could not answer when the preset was queued; ask again.
+		f.sha256 = m.withCivitaiFile(ctx, f).sha256
+	}
 	t := newTransfer(transferConfig{
 		root:         root,
 		file:         ref,
-		src:          newSource(m.endpoint, u, ref, m.cfg.Token, m.headCli, m.client),
+		src:          newSource(svc, u, ref, m.headCli, m.client),
 		sha256:       f.sha256,
 		exact:        exact,
 		connections:  m.cfg.Connections,

@@ -525,7 +525,7 @@ func (p *pipe) accept(ctx context.Context, resp *http.Response, from int64, gen 
 		e.immediate = true
 		return e
 	default:
-		return statusError(resp, p.t.cfg.file)
+		return p.t.src.refusal(resp)
 	}
 }
 

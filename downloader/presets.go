@@ -179,12 +179,12 @@ func buildPreset(id string, node *yaml.Node) (Preset, []string, error) {
 		if u == "" {
 			return Preset{}, nil, fmt.Errorf("file %d (%s): no url", i+1, rel)
 		}
-		fixed, changed, err := normalizeURL(u)
+		fixed, note, err := normalizeURL(u)
 		if err != nil {
 			return Preset{}, nil, fmt.Errorf("file %d (%s): %w", i+1, rel, err)
 		}
-		if changed {
-			warns = append(warns, fmt.Sprintf("preset %s: %s is a HuggingFace page URL, fetching %s instead", id, shownURL(u), shownURL(fixed)))
+		if note != "" {
+			warns = append(warns, fmt.Sprintf("preset %s: %s", id, note))
 		}
 		f := PresetFile{Path: rel, URL: fixed}
 		if rf.Size.Kind == yaml.ScalarNode && rf.Size.Value != "" {
@@ -247,22 +247,33 @@ func cleanRelPath(p string) (string, error) {
 	return clean, nil
 }
 
-// normalizeURL checks the URL and turns a HuggingFace page link
-// (…/blob/rev/file) into the download link (…/resolve/rev/file), which is
-// what people mean when they paste the page address.
-func normalizeURL(raw string) (string, bool, error) {
+// normalizeURL checks the URL and mends what people paste: a HuggingFace
+// page link (…/blob/rev/file) becomes the download link (…/resolve/rev/file),
+// which is what they mean; a Civitai link's token= query is dropped, since
+// the Civitai token goes only in a header and a URL is shown in the API and
+// the log. note says what was changed, "" when nothing was.
+func normalizeURL(raw string) (string, string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", false, fmt.Errorf("bad url: %w", err)
+		return "", "", fmt.Errorf("bad url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", false, fmt.Errorf("url %q must be http or https", shownURL(raw))
+		return "", "", fmt.Errorf("url %q must be http or https", shownURL(raw))
 	}
 	if u.Host == "" {
-		return "", false, fmt.Errorf("url %q has no host", shownURL(raw))
+		return "", "", fmt.Errorf("url %q has no host", shownURL(raw))
+	}
+	if isCivitaiHost(u.Hostname()) {
+		q := u.Query()
+		if !q.Has("token") {
+			return raw, "", nil
+		}
+		q.Del("token")
+		u.RawQuery = q.Encode()
+		return u.String(), fmt.Sprintf("the token in the query of %s is not used (save the Civitai token in Settings instead, where it is sent only to Civitai); the URL is used without it", shownURL(raw)), nil
 	}
 	if !isHFHost(u.Hostname()) {
-		return raw, false, nil
+		return raw, "", nil
 	}
 	segs := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")
 	// org/repo/blob/rev/file… ; datasets and spaces have a prefix segment.
@@ -271,10 +282,10 @@ func normalizeURL(raw string) (string, bool, error) {
 			segs[i] = "resolve"
 			u.Path = "/" + strings.Join(segs, "/")
 			u.RawPath = ""
-			return u.String(), true, nil
+			return u.String(), fmt.Sprintf("%s is a HuggingFace page URL, fetching %s instead", shownURL(raw), shownURL(u.String())), nil
 		}
 	}
-	return raw, false, nil
+	return raw, "", nil
 }
 
 // Size units. Decimal units follow what HuggingFace shows (4.8GB = 4.8×10^9

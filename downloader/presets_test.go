@@ -89,9 +89,17 @@ func TestNormalizeURL(t *testing.T) {
 		{in: "https://example.com/o/r/blob/main/f", want: "https://example.com/o/r/blob/main/f"},
 		{in: "ftp://example.com/f", bad: true},
 		{in: "https:///nohost", bad: true},
+		{in: "https://civitai.com/api/download/models/12345?type=Model&format=SafeTensor", want: "https://civitai.com/api/download/models/12345?type=Model&format=SafeTensor"},
+		{in: "https://civitai.com/api/download/models/12345?token=abc123secret&type=Model", want: "https://civitai.com/api/download/models/12345?type=Model", changed: true},
+		{in: "https://www.civitai.red/api/download/models/7?token=abc123secret", want: "https://www.civitai.red/api/download/models/7", changed: true},
+		{in: "https://example.com/f?token=kept", want: "https://example.com/f?token=kept"},
 	}
 	for _, tt := range tests {
-		got, changed, err := normalizeURL(tt.in)
+		got, note, err := normalizeURL(tt.in)
+		changed := note != ""
+		if strings.Contains(note, "abc123secret") {
+			t.Errorf("normalizeURL(%q) shows the token in its note: %s", tt.in, note)
+		}
 		if tt.bad != (err != nil) || got != tt.want || changed != tt.changed {
 			t.Errorf("normalizeURL(%q) = %q, %v, %v; want %q, %v, bad=%v", tt.in, got, changed, err, tt.want, tt.changed, tt.bad)
 		}

@@ -180,6 +180,9 @@ func (m *Manager) enqueue(ctx context.Context, p Preset) (Download, error) {
 		m.mu.Unlock()
 	}()
 
+	// Civitai's checksums and sizes, asked for now that they are needed.
+	p = m.withCivitai(ctx, p)
+
 	var missing []PresetFile
 	installed := 0
 	var bytesTotal int64
@@ -197,13 +200,8 @@ func (m *Manager) enqueue(ctx context.Context, p Preset) (Download, error) {
 	if err := m.conflictInPlace(p, missing); err != nil {
 		return Download{}, err
 	}
-	if m.cfg.Token(ctx) == "" {
-		if p.Gated {
-			return Download{}, model.Errorf(model.CodeHFTokenRequired, "%s is gated on HuggingFace; set a HuggingFace token first.", p.what())
-		}
-		if m.probeNeedsToken(ctx, missing) {
-			return Download{}, model.Errorf(model.CodeHFTokenRequired, "%s needs a HuggingFace token (HuggingFace answered 401); set one first.", p.what())
-		}
+	if err := m.tokensMissing(ctx, p, missing); err != nil {
+		return Download{}, err
 	}
 
 	rec, err := m.cfg.History.StartDownload(ctx, id, len(p.Files))
@@ -239,32 +237,6 @@ func (m *Manager) enqueue(ctx context.Context, p Preset) (Download, error) {
 	m.publishPresets()
 	m.notify()
 	return snap, nil
-}
-
-// probeNeedsToken asks HuggingFace, quickly, whether the first missing
-// HuggingFace file needs a token. Any trouble other than a 401 says no: the
-// download itself will then report what is wrong.
-func (m *Manager) probeNeedsToken(ctx context.Context, missing []PresetFile) bool {
-	for _, f := range missing {
-		u, err := m.endpoint.rewrite(f.URL)
-		if err != nil || !m.endpoint.owns(u) {
-			continue
-		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		req, err := newRequest(pctx, "HEAD", u)
-		if err != nil {
-			return false
-		}
-		resp, err := m.headCli.Do(req)
-		if err != nil {
-			m.log.Warn("huggingface probe failed", "url", shownURLOf(u), "err", unwrapURLError(err))
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 401
-	}
-	return false
 }
 
 // notify wakes one idle worker.

@@ -27,6 +27,7 @@ type rangeServer struct {
 	data        []byte
 	etag        string // ETag and X-Linked-Etag, quoted; "" → the data's sha256
 	ignoreRange bool   // answer 200 with the whole file to a Range
+	plainETag   bool   // send the ETag only, no X-Linked-Etag (a storage host, not HuggingFace)
 	// trouble decides how to answer a request (numbered from 1, on
 	// connections numbered from 1).
 	trouble func(r *served) trouble
@@ -94,7 +95,7 @@ func (rs *rangeServer) sentSpans(since int) spans {
 func (rs *rangeServer) serve(w http.ResponseWriter, r *http.Request) {
 	conn, _ := r.Context().Value(connKey{}).(int)
 	rs.mu.Lock()
-	data, etag := rs.data, rs.etag
+	data, etag, plain := rs.data, rs.etag, rs.plainETag
 	if etag == "" {
 		etag = `"` + sha(data) + `"`
 	}
@@ -120,7 +121,9 @@ func (rs *rangeServer) serve(w http.ResponseWriter, r *http.Request) {
 	rs.mu.Unlock()
 
 	w.Header().Set("ETag", etag)
-	w.Header().Set("X-Linked-Etag", etag)
+	if !plain {
+		w.Header().Set("X-Linked-Etag", etag)
+	}
 	w.Header().Set("Accept-Ranges", "bytes")
 	if tr.status != 0 {
 		http.Error(w, http.StatusText(tr.status), tr.status)

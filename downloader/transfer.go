@@ -315,7 +315,7 @@ func (t *transfer) attempt(ctx context.Context) error {
 		}
 		total, ranged, onDisk = tot, true, true // every byte is on disk: only the check is left
 	default:
-		return statusError(resp, t.cfg.file)
+		return t.src.refusal(resp)
 	}
 
 	validator := meta.validator()

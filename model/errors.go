@@ -35,6 +35,10 @@ const (
 	CodeHFUnreachable   Code = "hf_unreachable"
 	CodeInvalidActivity Code = "invalid_activity"
 
+	// Civitai could not be asked about a token (no answer, a redirect, an
+	// error of its own); nothing was saved.
+	CodeCivitaiUnreachable Code = "civitai_unreachable"
+
 	CodeAlreadyQueued    Code = "already_queued"
 	CodeAlreadyInstalled Code = "already_installed"
 	CodePathConflict     Code = "path_conflict" // another preset's different file is at one of the preset's paths
@@ -63,6 +67,12 @@ const (
 	CodeHTTP            Code = "http_error"  // an answer that is neither retryable nor one of the above
 	CodeDisk            Code = "disk_error"  // writing the models folder failed
 	CodeSizeMismatch    Code = "size_mismatch"
+
+	// 401 from Civitai: no token or a revoked one; also refuses an install
+	// up front when Civitai says a file needs a login and no token is set.
+	CodeCivitaiTokenRequired Code = "civitai_token_required"
+	// 403 from Civitai: early access, or the creator does not allow it.
+	CodeCivitaiAccessDenied Code = "civitai_access_denied"
 )
 
 // Error is the one error shape of the dashboard: what went wrong, as a code

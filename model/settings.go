@@ -8,6 +8,10 @@ const (
 	SettingHFToken       = "hf_token"
 	SettingHFUsername    = "hf_username"
 	SettingSessionKey    = "session_key"
+
+	// The Civitai token and the username Civitai gave for it.
+	SettingCivitaiToken    = "civitai_token"
+	SettingCivitaiUsername = "civitai_username"
 )
 
 // Themes the UI has.

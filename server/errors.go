@@ -29,6 +29,10 @@ var statusOf = map[model.Code]int{
 	model.CodeCrossSite:       http.StatusForbidden,
 	model.CodeForbiddenOrigin: http.StatusForbidden,
 
+	// Install refuses a preset whose Civitai files need a login up front.
+	model.CodeCivitaiTokenRequired: http.StatusForbidden,
+	model.CodeCivitaiUnreachable:   http.StatusBadGateway,
+
 	model.CodeNotFound: http.StatusNotFound,
 	model.CodeMethod:   http.StatusMethodNotAllowed,
 

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 
 	"dashboard/model"
+	"dashboard/settings"
 )
 
 // routes lists every route of the dashboard.
@@ -29,9 +30,12 @@ func (s *Server) routes() {
 
 	a.Get("/api/settings", s.handleSettingsGet)
 	a.Patch("/api/settings", s.handleSettingsPatch)
-	a.Post("/api/settings/hf-token", s.handleTokenSave)
-	a.Post("/api/settings/hf-token/test", s.handleTokenTest)
-	a.Delete("/api/settings/hf-token", s.handleTokenDelete)
+	a.Post("/api/settings/hf-token", s.handleTokenSave(settings.HuggingFace))
+	a.Post("/api/settings/hf-token/test", s.handleTokenTest(settings.HuggingFace))
+	a.Delete("/api/settings/hf-token", s.handleTokenDelete(settings.HuggingFace))
+	a.Post("/api/settings/civitai-token", s.handleTokenSave(settings.Civitai))
+	a.Post("/api/settings/civitai-token/test", s.handleTokenTest(settings.Civitai))
+	a.Delete("/api/settings/civitai-token", s.handleTokenDelete(settings.Civitai))
 
 	a.Get("/api/activity", s.handleActivityList)
 	a.Post("/api/activity", s.handleActivityCreate)

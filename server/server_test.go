@@ -77,6 +77,43 @@ func fakeHF(t testing.TB) *httptest.Server {
 	return hf
 }
 
+// goodCivitaiToken is what the fake Civitai accepts; forbiddenCivitaiToken
+// it knows but refuses (403).
+const (
+	goodCivitaiToken      = "civ0123456789abcdef0123456789abcd"
+	forbiddenCivitaiToken = "civBannedAccount000000000000000"
+)
+
+// fakeCivitai answers /api/v1/me like Civitai: 200 with the account for
+// goodCivitaiToken, 403 for forbiddenCivitaiToken, 401 otherwise; and
+// serves /api/download/models/{id}: 401 without the good token for
+// version 1 (its creator requires a login), the bytes for any other.
+func fakeCivitai(t testing.TB) *httptest.Server {
+	t.Helper()
+	c := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/api/v1/me" && auth == "Bearer "+goodCivitaiToken:
+			io.WriteString(w, `{"id":12345,"username":"carol","tier":"free","status":"active","isMember":false,"subscriptions":[]}`)
+		case r.URL.Path == "/api/v1/me" && auth == "Bearer "+forbiddenCivitaiToken:
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"error":"Forbidden"}`)
+		case r.URL.Path == "/api/download/models/1" && auth != "Bearer "+goodCivitaiToken:
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":"Unauthorized","message":"The creator of this asset requires you to be logged in to download it"}`)
+		case strings.HasPrefix(r.URL.Path, "/api/download/models/"):
+			w.Header().Set("Content-Type", "application/octet-stream")
+			serveModelFile(w, r)
+		default:
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":"Unauthorized"}`)
+		}
+	}))
+	t.Cleanup(c.Close)
+	return c
+}
+
 // fileBytes is the content the fake HuggingFace serves for a file path:
 // deterministic, so a test can check what landed on disk.
 func fileBytes(path string, n int) []byte {
@@ -148,6 +185,10 @@ type options struct {
 	// The pod at a glance.
 	volumeSize  int64         // VOLUME_SIZE_GB in bytes
 	systemEvery time.Duration // the system frame's interval; 0: 5 s
+
+	// Civitai: its endpoint ("" → a fakeCivitai) and CIVITAI_TOKEN.
+	civitaiEndpoint string
+	civitaiEnvToken string
 }
 
 func start(t testing.TB, o options) *env {
@@ -169,11 +210,17 @@ func start(t testing.TB, o options) *env {
 	if o.hfEndpoint == "" {
 		o.hfEndpoint = fakeHF(t).URL
 	}
+	if o.civitaiEndpoint == "" {
+		o.civitaiEndpoint = fakeCivitai(t).URL
+	}
 	var mon *system.Monitor
 	o.hub.Logger = log
 	o.hub.OnWatch = func(w bool) { mon.Watch(w) }
 	hub := realtime.New(o.hub)
-	sets := settings.New(settings.Config{Store: store, Publisher: hub, Logger: log, EnvToken: o.envToken, HFEndpoint: o.hfEndpoint})
+	sets := settings.New(settings.Config{
+		Store: store, Publisher: hub, Logger: log, EnvToken: o.envToken, HFEndpoint: o.hfEndpoint,
+		CivitaiEnvToken: o.civitaiEnvToken, CivitaiEndpoint: o.civitaiEndpoint,
+	})
 	acts := activity.New(activity.Config{Store: store, Publisher: hub, Logger: log, RetentionDays: sets.RetentionDays})
 	presets := filepath.Join(dir, "presets.yaml")
 	if o.presets == "" {
@@ -188,7 +235,8 @@ func start(t testing.TB, o options) *env {
 	mon = system.New(system.Config{Workspace: dir, ModelsDir: o.modelsDir, Publisher: hub, Logger: log, VolumeSize: o.volumeSize, Interval: o.systemEvery})
 	dl, err := downloader.New(downloader.Config{
 		PresetsFile: presets, ModelsDir: o.modelsDir, HFEndpoint: o.hfEndpoint, RetryBase: 10 * time.Millisecond,
-		Token: sets.Token, History: store, Files: store, Recorder: acts, Publisher: hub, Logger: log, ModelFiles: mon,
+		Token: sets.Token, CivitaiEndpoint: o.civitaiEndpoint, CivitaiToken: sets.CivitaiToken,
+		History: store, Files: store, Recorder: acts, Publisher: hub, Logger: log, ModelFiles: mon,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -41,6 +41,8 @@ func (s *Server) handleSettingsPatch(c *fiber.Ctx) error {
 			err = json.Unmarshal(v, p.Notifications)
 		case model.SettingHFToken:
 			return model.Errorf(model.CodeInvalidSetting, "The HuggingFace token is not changed here: use POST /api/settings/hf-token, which checks it first.")
+		case model.SettingCivitaiToken:
+			return model.Errorf(model.CodeInvalidSetting, "The Civitai token is not changed here: use POST /api/settings/civitai-token, which checks it first.")
 		default:
 			return model.Errorf(model.CodeInvalidSetting, "Unknown setting %q: only theme, activity_retention_days and notifications can be changed.", k)
 		}
@@ -66,38 +68,47 @@ type tokenBody struct {
 	Token string `json:"token"`
 }
 
-func (s *Server) handleTokenSave(c *fiber.Ctx) error {
-	var b tokenBody
-	if err := decodeJSON(c, &b); err != nil {
-		return err
+// The token routes are the same for every service: POST saves a token its
+// service accepts, POST …/test checks one, DELETE forgets the saved one.
+
+func (s *Server) handleTokenSave(kind settings.TokenKind) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var b tokenBody
+		if err := decodeJSON(c, &b); err != nil {
+			return err
+		}
+		v, err := s.cfg.Settings.SaveToken(c.UserContext(), kind, b.Token)
+		if err != nil {
+			return err
+		}
+		return c.JSON(v)
 	}
-	v, err := s.cfg.Settings.SaveToken(c.UserContext(), b.Token)
-	if err != nil {
-		return err
-	}
-	return c.JSON(v)
 }
 
 // handleTokenTest tests the token in the body, or the current one when the
 // body is empty.
-func (s *Server) handleTokenTest(c *fiber.Ctx) error {
-	var b tokenBody
-	if len(bytes.TrimSpace(c.Body())) > 0 {
-		if err := decodeJSON(c, &b); err != nil {
+func (s *Server) handleTokenTest(kind settings.TokenKind) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var b tokenBody
+		if len(bytes.TrimSpace(c.Body())) > 0 {
+			if err := decodeJSON(c, &b); err != nil {
+				return err
+			}
+		}
+		check, err := s.cfg.Settings.TestToken(c.UserContext(), kind, b.Token)
+		if err != nil {
 			return err
 		}
+		return c.JSON(check)
 	}
-	check, err := s.cfg.Settings.TestToken(c.UserContext(), b.Token)
-	if err != nil {
-		return err
-	}
-	return c.JSON(check)
 }
 
-func (s *Server) handleTokenDelete(c *fiber.Ctx) error {
-	v, err := s.cfg.Settings.DeleteToken(c.UserContext())
-	if err != nil {
-		return err
+func (s *Server) handleTokenDelete(kind settings.TokenKind) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v, err := s.cfg.Settings.DeleteToken(c.UserContext(), kind)
+		if err != nil {
+			return err
+		}
+		return c.JSON(v)
 	}
-	return c.JSON(v)
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Store, mergeActivity, visibleDownloads, presetState, modelPage, backoff, safeNext } from "../static/js/state.js";
+import { Store, mergeActivity, visibleDownloads, presetState, modelPage, backoff, safeNext, tokenServiceFor } from "../static/js/state.js";
 import { Live } from "../static/js/live.js";
 
 const dl = (id, preset, status, extra = {}) => ({ id, preset_id: preset, status, bytes_done: 0, bytes_total: 0, ...extra });
@@ -153,4 +153,12 @@ test("Live reconnects with backoff and resets after a snapshot", () => {
   ws.onclose();
   assert.equal(waits.at(-1), 1000, "the backoff starts again after a good connection");
   live.stop();
+});
+
+test("the token prompt opens for the codes that ask for a token, with the right service", () => {
+  assert.equal(tokenServiceFor("hf_token_required"), "huggingface");
+  assert.equal(tokenServiceFor("civitai_token_required"), "civitai");
+  for (const code of ["hf_access_denied", "civitai_access_denied", "network", undefined, null]) {
+    assert.equal(tokenServiceFor(code), null, String(code));
+  }
 });

@@ -1,10 +1,11 @@
 // Modal dialogs: a generic accessible modal on <dialog> (focus kept inside,
-// Escape closes, focus goes back to what opened it), the HuggingFace token
-// prompt from the design, the licence prompt, and a confirmation dialog.
+// Escape closes, focus goes back to what opened it), the token prompt from
+// the design (HuggingFace or Civitai), the licence prompt, and a
+// confirmation dialog.
 
 import { h, icon, setMessage, busy } from "./dom.js";
 import { post } from "./api.js";
-import { modelPage } from "./state.js";
+import { modelPage, tokenServiceFor } from "./state.js";
 import { sentence } from "./format.js";
 
 const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
@@ -139,11 +140,41 @@ function titleRow(ids, iconName, text, tone) {
   );
 }
 
-// TokenModal asks for a HuggingFace token, checks and saves it through the
-// validating endpoint, then installs the preset that needed it.
+// TOKEN_SERVICES is what the token prompt says and where it sends the
+// token, per service (the keys are those of tokenServiceFor).
+const TOKEN_SERVICES = {
+  huggingface: {
+    name: "HuggingFace",
+    route: "/api/settings/hf-token",
+    field: "hf_token",
+    label: "HuggingFace access token",
+    placeholder: "hf_xxxxxxxxxxxxxxxxxxxx",
+    needs: "This model requires a HuggingFace token. ",
+    revoked: "HuggingFace refused the token in use: it may have been revoked or have expired. ",
+    paste: "Paste your HuggingFace token first (it starts with hf_).",
+    get: "https://huggingface.co/settings/tokens",
+  },
+  civitai: {
+    name: "Civitai",
+    route: "/api/settings/civitai-token",
+    field: "civitai_token",
+    label: "Civitai API key",
+    placeholder: "Civitai API key",
+    needs: "This model's creator lets only signed-in users download it: it needs a Civitai API key. ",
+    revoked: "Civitai asked for a login: the token in use, if there is one, was refused (it may have been revoked). ",
+    paste: "Paste your Civitai API key first (create one on civitai.com/user/account).",
+    get: "https://civitai.com/user/account",
+  },
+};
+
+// TokenModal asks for a service's token (HuggingFace or Civitai), checks
+// and saves it through that service's validating endpoint, then installs
+// what needed it.
 export class TokenModal {
   constructor() {
     this.preset = null;
+    this.service = TOKEN_SERVICES.huggingface;
+    this.action = null;
     this.modal = new Modal({
       id: "token-modal",
       content: (ids) => {
@@ -163,6 +194,8 @@ export class TokenModal {
             setMessage(this.msg, "");
           },
         });
+        this.label = h("label", { for: "token-modal-input" }, "HuggingFace access token");
+        this.getLink = h("a", { href: "https://huggingface.co/settings/tokens", target: "_blank", rel: "noopener noreferrer", id: "token-modal-get" }, "Get one here →");
         this.testBtn = h("button", { type: "button", class: "btn", id: "token-modal-test", onclick: () => this.test() }, "Test");
         this.msg = h("p", { class: "msg", id: "token-modal-msg", role: "status", "aria-live": "polite" });
         this.saveBtn = h("button", { type: "submit", class: "btn btn-primary", id: "token-modal-save" }, icon("download", "btn-icon"), "Save & Download");
@@ -178,16 +211,11 @@ export class TokenModal {
             h(
               "div",
               { class: "field" },
-              h("label", { for: "token-modal-input" }, "HuggingFace access token"),
+              this.label,
               h("div", { class: "input-row" }, this.input, this.testBtn),
               this.msg,
             ),
-            h(
-              "p",
-              { class: "small muted" },
-              "Don't have a token? ",
-              h("a", { href: "https://huggingface.co/settings/tokens", target: "_blank", rel: "noopener noreferrer", id: "token-modal-get" }, "Get one here →"),
-            ),
+            h("p", { class: "small muted" }, "Don't have a token? ", this.getLink),
           ),
           h("div", { class: "modal-foot" }, this.cancelBtn, h("div", { class: "actions" }, this.saveBtn)),
         );
@@ -196,16 +224,23 @@ export class TokenModal {
     });
   }
 
-  // open asks for a token for preset {id, name}; reason "revoked" says the
-  // token in use stopped working.
-  open({ presetId, presetName, reason, opener }) {
+  // open asks for a token of service ("huggingface", the default, or
+  // "civitai") for preset {id, name}; reason "revoked" says the token in
+  // use stopped working. action, when given, is what runs once the token is
+  // saved instead of installing the preset (a workflow's install).
+  open({ service = "huggingface", presetId, presetName, reason, opener, action }) {
+    this.service = TOKEN_SERVICES[service] || TOKEN_SERVICES.huggingface;
     this.preset = { id: presetId, name: presetName || presetId };
-    const lead = reason === "revoked"
-      ? "HuggingFace refused the token in use: it may have been revoked or have expired. "
-      : "";
+    this.action = action || (() => post(`/api/presets/${encodeURIComponent(presetId)}/install`));
+    const svc = this.service;
+    this.label.textContent = svc.label;
+    this.input.name = svc.field;
+    this.input.placeholder = svc.placeholder;
+    this.getLink.href = svc.get;
+    this.modal.el.dataset.service = service;
     this.text.replaceChildren(
-      lead,
-      "This model requires a HuggingFace token. ",
+      reason === "revoked" ? svc.revoked : "",
+      svc.needs,
       h("strong", { text: this.preset.name }),
       " will download as soon as the token is saved.",
     );
@@ -215,11 +250,30 @@ export class TokenModal {
     this.modal.open(opener, this.input);
   }
 
+  // openFor asks for the token a failed download d needs (its error code
+  // says which), then installs its preset again, or retries it when it was
+  // a workflow's (a workflow is no preset that can be installed by id).
+  openFor(d, opener) {
+    const service = tokenServiceFor(d.error && d.error.code);
+    if (!service) {
+      return;
+    }
+    const workflow = String(d.preset_id).startsWith("workflow:");
+    this.open({
+      service,
+      presetId: d.preset_id,
+      presetName: d.preset_name,
+      reason: "revoked",
+      opener,
+      action: workflow ? () => post(`/api/downloads/${d.id}/retry`) : undefined,
+    });
+  }
+
   token() {
     const t = this.input.value.trim();
     if (!t) {
       this.input.setAttribute("aria-invalid", "true");
-      setMessage(this.msg, "Paste your HuggingFace token first (it starts with hf_).");
+      setMessage(this.msg, this.service.paste);
       this.input.focus();
     }
     return t;
@@ -233,12 +287,12 @@ export class TokenModal {
     const done = busy(this.testBtn, "Testing…");
     this.modal.busy = true;
     try {
-      const r = await post("/api/settings/hf-token/test", { token });
+      const r = await post(`${this.service.route}/test`, { token });
       if (r.valid) {
         setMessage(this.msg, `Valid token for ${r.username}${r.role ? ` (${r.role} access)` : ""}.`, "success");
       } else {
         this.input.setAttribute("aria-invalid", "true");
-        setMessage(this.msg, sentence(r.message || "HuggingFace does not accept this token."));
+        setMessage(this.msg, sentence(r.message || `${this.service.name} does not accept this token.`));
       }
     } catch (e) {
       setMessage(this.msg, e.message);
@@ -262,7 +316,7 @@ export class TokenModal {
       done();
     };
     try {
-      await post("/api/settings/hf-token", { token });
+      await post(this.service.route, { token });
     } catch (e) {
       if (e.code === "invalid_token") {
         this.input.setAttribute("aria-invalid", "true");
@@ -274,7 +328,7 @@ export class TokenModal {
     }
     try {
       // The download frame shows it queued, in this tab as in every other.
-      await post(`/api/presets/${encodeURIComponent(this.preset.id)}/install`);
+      await this.action();
     } catch (e) {
       if (e.code !== "already_queued") {
         setMessage(this.msg, `The token is saved, but the download did not start: ${e.message}`);

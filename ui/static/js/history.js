@@ -7,7 +7,7 @@ import { post } from "./api.js";
 import { Pager, PagedList } from "./pager.js";
 import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { formatBytes, formatDuration, formatRelative, formatDateTime, sentence } from "./format.js";
-import { historyRow, mergeHistory, retryable, FINISHED } from "./state.js";
+import { historyRow, mergeHistory, retryable, FINISHED, tokenServiceFor } from "./state.js";
 import { statusBadge, updateBadge } from "./views.js";
 
 const PAGE = 50;
@@ -117,8 +117,8 @@ function rowView(first) {
     try {
       await post(`/api/downloads/${cur.id}/retry`); // the new download arrives as a frame
     } catch (e) {
-      if (e.code === "hf_token_required") {
-        tokenModal.open({ presetId: cur.preset_id, presetName: cur.preset_name, opener: retryBtn });
+      if (tokenServiceFor(e.code)) {
+        tokenModal.open({ service: tokenServiceFor(e.code), presetId: cur.preset_id, presetName: cur.preset_name, opener: retryBtn });
       } else if (e.code === "already_installed") {
         setMessage(rowMsg, "Every file of this preset is in place now.", "info");
       } else if (e.code === "already_queued") {

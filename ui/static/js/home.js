@@ -6,12 +6,12 @@ import { startWorkflowCheck } from "./workflow.js";
 import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { post } from "./api.js";
 import { formatBytes, formatRelative, formatDateTime, percent, sentence, downloadStats } from "./format.js";
-import { presetState, spaceShort, FINISHED } from "./state.js";
+import { presetState, spaceShort, FINISHED, tokenServiceFor } from "./state.js";
 import { statusBadge, updateBadge, activityItem, emptyState } from "./views.js";
 import { PodPanel } from "./pod.js";
 
 const { store, tokenModal, accessModal } = startShell();
-startWorkflowCheck(store);
+startWorkflowCheck(store, tokenModal);
 
 // ---------------------------------------------------------------- the pod
 
@@ -97,8 +97,8 @@ function downloadRow(first) {
     try {
       await post(`/api/downloads/${cur.id}/retry`); // the new download arrives as a frame
     } catch (e) {
-      if (e.code === "hf_token_required") {
-        tokenModal.open({ presetId: cur.preset_id, presetName: cur.preset_name, opener: retryBtn });
+      if (tokenServiceFor(e.code)) {
+        tokenModal.open({ service: tokenServiceFor(e.code), presetId: cur.preset_id, presetName: cur.preset_name, opener: retryBtn });
       } else {
         setMessage(msg, e.message);
       }
@@ -106,7 +106,7 @@ function downloadRow(first) {
       done();
     }
   });
-  tokenBtn.addEventListener("click", () => tokenModal.open({ presetId: cur.preset_id, presetName: cur.preset_name, reason: "revoked", opener: tokenBtn }));
+  tokenBtn.addEventListener("click", () => tokenModal.openFor(cur, tokenBtn));
   licenceBtn.addEventListener("click", () => accessModal.open(cur, licenceBtn));
 
   function update(d) {
@@ -151,7 +151,7 @@ function downloadRow(first) {
     }
     cancelBtn.hidden = finished;
     retryBtn.hidden = !(d.status === "failed" || d.status === "cancelled");
-    tokenBtn.hidden = !(err && err.code === "hf_token_required");
+    tokenBtn.hidden = !(err && tokenServiceFor(err.code));
     licenceBtn.hidden = !(err && err.code === "hf_access_denied");
   }
   return { li, update };
@@ -160,6 +160,8 @@ function downloadRow(first) {
 const ERROR_TITLES = {
   hf_token_required: "HuggingFace needs a valid token",
   hf_access_denied: "Licence not accepted on HuggingFace",
+  civitai_token_required: "Civitai needs a valid token",
+  civitai_access_denied: "Civitai refused the download",
   not_found: "File not found",
   checksum_mismatch: "Checksum mismatch",
   insufficient_disk_space: "Not enough disk space",
@@ -366,8 +368,8 @@ function presetCard(first) {
     try {
       await post(`/api/presets/${encodeURIComponent(cur.id)}/install`); // the frames show it queued
     } catch (e) {
-      if (e.code === "hf_token_required") {
-        tokenModal.open({ presetId: cur.id, presetName: cur.name, opener: btn });
+      if (tokenServiceFor(e.code)) {
+        tokenModal.open({ service: tokenServiceFor(e.code), presetId: cur.id, presetName: cur.name, opener: btn });
       } else if (e.code === "already_queued") {
         setMessage(msg, "It is already in the queue.", "info");
       } else {

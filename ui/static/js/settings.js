@@ -1,5 +1,5 @@
-// Settings: theme, notifications, the HuggingFace token and the activity
-// retention. Every change goes to the server, which tells every tab
+// Settings: theme, notifications, the HuggingFace and Civitai tokens and
+// the activity retention. Every change goes to the server, which tells every tab
 // (including this one) through a settings frame.
 
 import { startShell, applyTheme } from "./shell.js";
@@ -101,111 +101,139 @@ function showNotifications(on) {
   }
 }
 
-// ---------------------------------------------------------------- token
+// ---------------------------------------------------------------- tokens
 
-const stateText = document.getElementById("token-state-text");
-const removeBtn = document.getElementById("token-remove");
-const form = document.getElementById("token-form");
-const input = document.getElementById("token-input");
-const testBtn = document.getElementById("token-test");
-const saveBtn = document.getElementById("token-save");
-const tokenMsg = document.getElementById("token-msg");
+// tokenSection drives one service's token block: which token is in use and
+// where it comes from, Test, Save (the service checks it first) and Remove.
+// HuggingFace and Civitai differ only in what is below.
+function tokenSection(o) {
+  const stateText = document.getElementById(`${o.prefix}-state-text`);
+  const removeBtn = document.getElementById(`${o.prefix}-remove`);
+  const form = document.getElementById(`${o.prefix}-form`);
+  const input = document.getElementById(`${o.prefix}-input`);
+  const testBtn = document.getElementById(`${o.prefix}-test`);
+  const saveBtn = document.getElementById(`${o.prefix}-save`);
+  const msg = document.getElementById(`${o.prefix}-msg`);
+  const inputLabel = document.querySelector(`label[for="${o.prefix}-input"]`);
 
-const inputLabel = document.querySelector('label[for="token-input"]');
-
-function showToken(t) {
-  inputLabel.textContent = t && t.source === "db" ? "Replace the saved token" : "Token";
-  if (!t || !t.set) {
-    stateText.replaceChildren(h("strong", { text: "No token in use." }), " Gated models cannot be downloaded until you add one.");
-    removeBtn.hidden = true;
-    return;
+  function show(t) {
+    inputLabel.textContent = t && t.source === "db" ? "Replace the saved token" : "Token";
+    if (!t || !t.set) {
+      stateText.replaceChildren(h("strong", { text: "No token in use." }), o.without);
+      removeBtn.hidden = true;
+      return;
+    }
+    const from = t.source === "env" ? `from the ${o.env} environment variable` : "saved in settings";
+    stateText.replaceChildren(
+      h("strong", { text: "In use: " }),
+      h("code", { text: t.masked || "hidden" }),
+      ` ${from}`,
+      t.username ? ", for " : "",
+      t.username ? h("strong", { text: t.username }) : "",
+      ".",
+      t.source === "env" ? h("span", { class: "muted" }, " A token saved here takes its place.") : "",
+    );
+    // Only a saved token can be removed; the environment's belongs to the pod.
+    removeBtn.hidden = t.source !== "db";
   }
-  const from = t.source === "env" ? "from the HF_TOKEN environment variable" : "saved in settings";
-  stateText.replaceChildren(
-    h("strong", { text: "In use: " }),
-    h("code", { text: t.masked || "hidden" }),
-    ` ${from}`,
-    t.username ? ", for " : "",
-    t.username ? h("strong", { text: t.username }) : "",
-    ".",
-    t.source === "env" ? h("span", { class: "muted" }, " A token saved here takes its place.") : "",
-  );
-  // Only a saved token can be removed; HF_TOKEN belongs to the pod.
-  removeBtn.hidden = t.source !== "db";
-}
 
-input.addEventListener("input", () => {
-  input.removeAttribute("aria-invalid");
-  setMessage(tokenMsg, "");
-});
+  input.addEventListener("input", () => {
+    input.removeAttribute("aria-invalid");
+    setMessage(msg, "");
+  });
 
-testBtn.addEventListener("click", async () => {
-  const token = input.value.trim();
-  const done = busy(testBtn, "Testing…");
-  setMessage(tokenMsg, "");
-  try {
-    // An empty field tests the token in use.
-    const r = await post("/api/settings/hf-token/test", token ? { token } : undefined);
-    if (r.valid) {
-      const whose = token ? "This token" : "The token in use";
-      setMessage(tokenMsg, `${whose} works: ${r.username}${r.role ? `, ${r.role} access` : ""}.`, "success");
-    } else {
-      if (token) {
+  testBtn.addEventListener("click", async () => {
+    const token = input.value.trim();
+    const done = busy(testBtn, "Testing…");
+    setMessage(msg, "");
+    try {
+      // An empty field tests the token in use.
+      const r = await post(`${o.route}/test`, token ? { token } : undefined);
+      if (r.valid) {
+        const whose = token ? "This token" : "The token in use";
+        setMessage(msg, `${whose} works: ${r.username}${r.role ? `, ${r.role} access` : ""}.`, "success");
+      } else {
+        if (token) {
+          input.setAttribute("aria-invalid", "true");
+        }
+        setMessage(msg, sentence(r.message || `${o.name} does not accept this token.`));
+      }
+    } catch (e) {
+      setMessage(msg, e.message);
+    } finally {
+      done();
+    }
+  });
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const token = input.value.trim();
+    if (!token) {
+      input.setAttribute("aria-invalid", "true");
+      setMessage(msg, o.paste);
+      input.focus();
+      return;
+    }
+    const done = busy(saveBtn, "Checking…");
+    setMessage(msg, "");
+    try {
+      // The settings frame updates every tab, this one included.
+      const s = await post(o.route, { token });
+      input.value = "";
+      const t = s[o.key];
+      const who = t && t.username ? ` for ${t.username}` : "";
+      setMessage(msg, `Token saved${who}.`, "success");
+    } catch (err) {
+      if (err.code === "invalid_token") {
         input.setAttribute("aria-invalid", "true");
       }
-      setMessage(tokenMsg, sentence(r.message || "HuggingFace does not accept this token."));
+      setMessage(msg, err.message);
+    } finally {
+      done();
     }
-  } catch (e) {
-    setMessage(tokenMsg, e.message);
-  } finally {
-    done();
-  }
-});
+  });
 
-form.addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const token = input.value.trim();
-  if (!token) {
-    input.setAttribute("aria-invalid", "true");
-    setMessage(tokenMsg, "Paste a HuggingFace token first (it starts with hf_).");
-    input.focus();
-    return;
-  }
-  const done = busy(saveBtn, "Checking…");
-  setMessage(tokenMsg, "");
-  try {
-    // The settings frame updates every tab, this one included.
-    const s = await post("/api/settings/hf-token", { token });
-    input.value = "";
-    const who = s.hf_token && s.hf_token.username ? ` for ${s.hf_token.username}` : "";
-    setMessage(tokenMsg, `Token saved${who}.`, "success");
-  } catch (err) {
-    if (err.code === "invalid_token") {
-      input.setAttribute("aria-invalid", "true");
+  removeBtn.addEventListener("click", async () => {
+    const done = busy(removeBtn, "Removing…");
+    setMessage(msg, "");
+    try {
+      const s = await del(o.route);
+      setMessage(msg, s[o.key] && s[o.key].set ? `Saved token removed; ${o.env} is used now.` : "Token removed.", "success");
+    } catch (err) {
+      setMessage(msg, err.message);
+    } finally {
+      done();
+      if (!removeBtn.hidden) {
+        removeBtn.focus();
+      } else {
+        input.focus();
+      }
     }
-    setMessage(tokenMsg, err.message);
-  } finally {
-    done();
-  }
-});
+  });
 
-removeBtn.addEventListener("click", async () => {
-  const done = busy(removeBtn, "Removing…");
-  setMessage(tokenMsg, "");
-  try {
-    const s = await del("/api/settings/hf-token");
-    setMessage(tokenMsg, s.hf_token && s.hf_token.set ? "Saved token removed; HF_TOKEN is used now." : "Token removed.", "success");
-  } catch (err) {
-    setMessage(tokenMsg, err.message);
-  } finally {
-    done();
-    if (!removeBtn.hidden) {
-      removeBtn.focus();
-    } else {
-      input.focus();
-    }
-  }
-});
+  return { show, stateText };
+}
+
+const tokenSections = [
+  tokenSection({
+    prefix: "token",
+    key: "hf_token",
+    route: "/api/settings/hf-token",
+    name: "HuggingFace",
+    env: "HF_TOKEN",
+    without: " Gated models cannot be downloaded until you add one.",
+    paste: "Paste a HuggingFace token first (it starts with hf_).",
+  }),
+  tokenSection({
+    prefix: "civitai-token",
+    key: "civitai_token",
+    route: "/api/settings/civitai-token",
+    name: "Civitai",
+    env: "CIVITAI_TOKEN",
+    without: " Models whose creators require a login cannot be downloaded from Civitai until you add one.",
+    paste: "Paste a Civitai API key first (create one on civitai.com/user/account).",
+  }),
+];
 
 // ---------------------------------------------------------------- retention
 
@@ -256,7 +284,8 @@ function show(s) {
   }
   showTheme(s.theme);
   showNotifications(s.notifications);
-  showToken(s.hf_token);
+  tokenSections[0].show(s.hf_token);
+  tokenSections[1].show(s.civitai_token);
   // Do not overwrite a number the user is typing.
   if (!retDirty || document.activeElement !== retInput) {
     retInput.value = String(s.activity_retention_days);
@@ -282,6 +311,8 @@ get("/api/settings")
   })
   .catch((e) => {
     if (!store.settings) {
-      stateText.textContent = `The settings could not be loaded: ${e.message}`;
+      for (const t of tokenSections) {
+        t.stateText.textContent = `The settings could not be loaded: ${e.message}`;
+      }
     }
   });

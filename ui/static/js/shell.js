@@ -4,7 +4,7 @@
 // that keeps "5 minutes ago" true.
 
 import { Live, wsURL } from "./live.js";
-import { Store, notificationFor } from "./state.js";
+import { Store, notificationFor, tokenServiceFor } from "./state.js";
 import { TokenModal, AccessModal } from "./dialogs.js";
 import { get, post } from "./api.js";
 import { formatRelative } from "./format.js";
@@ -125,8 +125,8 @@ function promptOnFailure(d, prev, tokenModal, accessModal) {
   if (d.status !== "failed" || !d.error || (prev && prev.status === "failed")) {
     return;
   }
-  if (d.error.code === "hf_token_required") {
-    tokenModal.open({ presetId: d.preset_id, presetName: d.preset_name, reason: "revoked" });
+  if (tokenServiceFor(d.error.code)) {
+    tokenModal.openFor(d);
   } else if (d.error.code === "hf_access_denied" && !tokenModal.modal.isOpen) {
     accessModal.open(d);
   }

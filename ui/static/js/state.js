@@ -208,6 +208,18 @@ export function modelPage(message) {
   return m ? m[0].replace(/[.,;:)]+$/, "") : "";
 }
 
+// tokenServiceFor names the service whose token an error code asks for
+// ("huggingface", "civitai"), or null: the token prompt opens for these.
+export function tokenServiceFor(code) {
+  if (code === "hf_token_required") {
+    return "huggingface";
+  }
+  if (code === "civitai_token_required") {
+    return "civitai";
+  }
+  return null;
+}
+
 // backoff is the wait before reconnect attempt n (0-based): 1, 2, 4 … 30 s.
 export function backoff(attempt) {
   return Math.min(30, 2 ** Math.max(0, attempt)) * 1000;

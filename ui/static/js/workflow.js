@@ -6,7 +6,7 @@
 import { h, icon, setMessage, busy } from "./dom.js";
 import { post, upload } from "./api.js";
 import { formatBytes, percent, sentence } from "./format.js";
-import { FINISHED } from "./state.js";
+import { FINISHED, tokenServiceFor } from "./state.js";
 
 const MAX_BYTES = 32 << 20; // the server's limit for this endpoint
 
@@ -42,7 +42,9 @@ export function workflowName(fileName) {
   return base.slice(0, 120) || "workflow";
 }
 
-export function startWorkflowCheck(store) {
+// startWorkflowCheck wires the card; tokenModal asks for a token an install
+// needs (a gated HuggingFace file, a Civitai file behind a login).
+export function startWorkflowCheck(store, tokenModal) {
   const drop = document.getElementById("wf-drop");
   const input = document.getElementById("wf-file");
   const pick = document.getElementById("wf-pick");
@@ -153,15 +155,24 @@ export function startWorkflowCheck(store) {
     }
     setMessage(msg, "");
     const done = busy(installBtn, "Starting…");
-    try {
+    const name = workflowName(file.name);
+    const install = async () => {
       const d = await post("/api/workflows/install", {
-        name: workflowName(file.name),
+        name,
         models: todo.map((m) => ({ directory: m.directory, name: m.name, url: installSource(m).url, ...(m.hash ? { hash: m.hash } : {}) })),
       });
       downloadId = d.id;
       showDownload(store.downloads.get(d.id) || d);
+    };
+    try {
+      await install();
     } catch (e) {
-      setMessage(msg, e.message);
+      if (tokenModal && tokenServiceFor(e.code)) {
+        // A HuggingFace or Civitai file needs a token: ask for it, then install.
+        tokenModal.open({ service: tokenServiceFor(e.code), presetName: name, opener: installBtn, action: install });
+      } else {
+        setMessage(msg, e.message);
+      }
     } finally {
       done();
       render();
