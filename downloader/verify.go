@@ -252,7 +252,7 @@ func (m *Manager) runVerify(ctx context.Context, d *download) {
 func mismatchError(paths []string) *model.Error {
 	if len(paths) == 1 {
 		return model.Errorf(model.CodeChecksum,
-			"%s does not match its checksum; it is marked corrupt, and installing the preset again (Repair) replaces it.", paths[0])
+			"The file %s does not match its checksum; it is marked corrupt, and installing the preset again (Repair) replaces it.", paths[0])
 	}
 	return model.Errorf(model.CodeChecksum,
 		"%d files do not match their checksums: %s; they are marked corrupt, and installing the preset again (Repair) replaces them.",
