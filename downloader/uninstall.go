@@ -58,9 +58,12 @@ func (m *Manager) Uninstall(ctx context.Context, id string, dryRun bool) (Uninst
 	}
 	if job := m.jobLocked(id); job != nil || m.reserved[id] {
 		m.mu.Unlock()
-		doing := "being installed"
-		if job != nil && job.kind == model.KindVerify {
+		doing := "being installed or verified"
+		switch {
+		case job != nil && job.kind == model.KindVerify:
 			doing = "being verified"
+		case job != nil:
+			doing = "being installed"
 		}
 		return Uninstalled{}, model.Errorf(model.CodeBusy,
 			"%s is %s; wait for that to end (or cancel it), then remove it.", p.what(), doing)
@@ -107,24 +110,32 @@ func (m *Manager) Uninstall(ctx context.Context, id string, dryRun bool) (Uninst
 	type victim struct {
 		path string
 		size int64
+		link bool // a symbolic link: removed, but the overview never counted it
 	}
 	var files, parts []victim
 	for _, f := range p.Files {
 		if fi, err := root.Stat(f.Path + partSuffix); err == nil && fi.Mode().IsRegular() {
-			parts = append(parts, victim{f.Path, allocatedBytes(fi)})
+			parts = append(parts, victim{path: f.Path, size: allocatedBytes(fi)})
 		}
-		st, err := root.Stat(f.Path)
-		if err != nil || !st.Mode().IsRegular() {
+		st, err := root.Lstat(f.Path)
+		if err != nil {
 			continue
 		}
 		if ok, corrupt := m.fileState(f); !ok && !corrupt {
-			continue // not this preset's file
+			continue // not this preset's file (or none)
 		}
 		if users := m.usersOf(f.Path, others); len(users) > 0 {
 			res.Kept = append(res.Kept, KeptFile{Path: f.Path, UsedBy: users})
 			continue
 		}
-		files = append(files, victim{f.Path, st.Size()})
+		// A symbolic link (to a file elsewhere in the models folder) is
+		// removed, not what it points to: that frees nothing.
+		link := !st.Mode().IsRegular()
+		size := st.Size()
+		if link {
+			size = 0
+		}
+		files = append(files, victim{f.Path, size, link})
 	}
 	if dryRun {
 		for _, v := range files {
@@ -150,7 +161,7 @@ func (m *Manager) Uninstall(ctx context.Context, id string, dryRun bool) (Uninst
 		res.Deleted = append(res.Deleted, v.path)
 		res.FreedBytes += v.size
 		m.forgetFile(ctx, v.path)
-		if m.cfg.ModelFiles != nil {
+		if m.cfg.ModelFiles != nil && !v.link {
 			m.cfg.ModelFiles.Removed(v.path, v.size)
 		}
 	}

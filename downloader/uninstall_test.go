@@ -243,3 +243,26 @@ func TestUninstallBusyDuringDownload(t *testing.T) {
 	}
 	e.m.Cancel(q.ID)
 }
+
+// A preset file that is a symbolic link to a file elsewhere in the models
+// folder: the link goes, what it points to stays, and nothing is freed.
+func TestUninstallRemovesALinkNotItsTarget(t *testing.T) {
+	e := newEnv(t, "http://127.0.0.1:1", onePreset("L", "checkpoints/linked.bin", "http://127.0.0.1:1/l.bin", ""), envOpts{})
+	e.put("shared/real.bin", randomBytes(2000, 37))
+	if err := os.MkdirAll(filepath.Join(e.models, "checkpoints"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../shared/real.bin", filepath.Join(e.models, "checkpoints/linked.bin")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.m.Uninstall(context.Background(), "L", false)
+	if err != nil || !slices.Equal(got.Deleted, []string{"checkpoints/linked.bin"}) || got.FreedBytes != 0 {
+		t.Fatalf("uninstall = %+v, %v", got, err)
+	}
+	if _, err := os.Lstat(filepath.Join(e.models, "checkpoints/linked.bin")); !os.IsNotExist(err) {
+		t.Errorf("the link is still there: %v", err)
+	}
+	if !exists(filepath.Join(e.models, "shared/real.bin")) {
+		t.Error("the link's target was removed")
+	}
+}

@@ -190,7 +190,6 @@ func (m *Manager) runVerify(ctx context.Context, d *download) {
 	})
 	m.log.Info("verify started", "download_id", d.id, "preset_id", d.preset.ID)
 
-	d.verifying.Store(true)
 	stopProgress := m.startProgress(d)
 	res, err := m.verifyFiles(ctx, d)
 	stopProgress()
