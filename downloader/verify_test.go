@@ -203,7 +203,9 @@ func TestVerifyFlippedByteThenRepair(t *testing.T) {
 		t.Fatalf("ledger: %+v", rec)
 	}
 	// A restart still knows.
-	again := newEnv(t, srv.URL, yml, envOpts{dir: e.dir, noRun: true, cfg: func(c *Config) { c.Files = ledger }})
+	// (The same presets file: writing it again would make the running
+	// manager reload it, maybe half-written.)
+	again := newEnv(t, srv.URL, "", envOpts{dir: e.dir, noRun: true, cfg: func(c *Config) { c.Files = ledger }})
 	checkCorrupt(again.m)
 
 	// The repair fetches wrong bytes, and the server states no checksum

@@ -378,7 +378,7 @@ function presetCard(first) {
   const li = h(
     "li",
     { class: "preset", "data-id": first.id },
-    h("div", { class: "preset-head" }, h("div", {}, nameEl, idEl), h("div", { class: "preset-badges" }, corruptBadge, badge)),
+    h("div", { class: "preset-head" }, h("div", {}, nameEl, idEl), h("div", { class: "preset-badges" }, badge, corruptBadge)),
     desc,
     meta,
     warn,
