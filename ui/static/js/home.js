@@ -202,7 +202,7 @@ function downloadRow(first) {
     // checking the same files again.
     const repair = verify && err && err.code === "checksum_mismatch";
     retryBtn.hidden = !(d.status === "failed" || d.status === "cancelled") || repair;
-    tokenBtn.hidden = !(err && err.code === "hf_token_required");
+    tokenBtn.hidden = !(err && err.code === "hf_token_required") || verify; // a verify: set the token, then Retry
     licenceBtn.hidden = !(err && err.code === "hf_access_denied");
     repairBtn.hidden = !repair;
     repairBtn.setAttribute("aria-label", `Repair ${d.preset_name || d.preset_id}`);
