@@ -13,17 +13,27 @@ import (
 )
 
 const sqlStartDownload = `INSERT INTO download_history
-(preset_id, status, files_completed, files_total, started_at) VALUES (?, ?, 0, ?, ?)`
+(preset_id, kind, status, files_completed, files_total, started_at) VALUES (?, ?, ?, 0, ?, ?)`
 
-// StartDownload records a download that has begun, with status "downloading".
+// StartDownload records an install that has begun, with status "downloading".
 func (s *Store) StartDownload(ctx context.Context, presetID string, filesTotal int) (model.DownloadRecord, error) {
+	return s.startJob(ctx, presetID, model.KindInstall, filesTotal)
+}
+
+// StartVerify records a verify that has begun, with status "downloading"
+// like an install: it runs through the same queue.
+func (s *Store) StartVerify(ctx context.Context, presetID string, filesTotal int) (model.DownloadRecord, error) {
+	return s.startJob(ctx, presetID, model.KindVerify, filesTotal)
+}
+
+func (s *Store) startJob(ctx context.Context, presetID string, kind model.DownloadKind, filesTotal int) (model.DownloadRecord, error) {
 	if presetID == "" {
 		return model.DownloadRecord{}, fmt.Errorf("start download: empty preset id")
 	}
 	started := s.now().UTC().Truncate(time.Millisecond)
 	var id int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, sqlStartDownload, presetID, model.DownloadRunning, filesTotal, formatTime(started))
+		res, err := tx.ExecContext(ctx, sqlStartDownload, presetID, kind, model.DownloadRunning, filesTotal, formatTime(started))
 		if err != nil {
 			return err
 		}
@@ -36,6 +46,7 @@ func (s *Store) StartDownload(ctx context.Context, presetID string, filesTotal i
 	return model.DownloadRecord{
 		ID:         id,
 		PresetID:   presetID,
+		Kind:       kind,
 		Status:     model.DownloadRunning,
 		FilesTotal: filesTotal,
 		StartedAt:  started,
@@ -84,7 +95,7 @@ func (s *Store) FinishDownload(ctx context.Context, id int64, end model.Download
 	return nil
 }
 
-const sqlDownloadColumns = `SELECT id, preset_id, status, error_message, error_code, files_completed, files_total,
+const sqlDownloadColumns = `SELECT id, preset_id, kind, status, error_message, error_code, files_completed, files_total,
        bytes_done, bytes_total, started_at, completed_at
 FROM download_history`
 
@@ -145,7 +156,7 @@ func scanDownload(row interface{ Scan(...any) error }) (model.DownloadRecord, er
 	var msg, code sql.NullString
 	var completed, total, bytesDone, bytesTotal sql.NullInt64
 	var started, done dbTime
-	if err := row.Scan(&r.ID, &r.PresetID, &r.Status, &msg, &code, &completed, &total, &bytesDone, &bytesTotal, &started, &done); err != nil {
+	if err := row.Scan(&r.ID, &r.PresetID, &r.Kind, &r.Status, &msg, &code, &completed, &total, &bytesDone, &bytesTotal, &started, &done); err != nil {
 		return model.DownloadRecord{}, err
 	}
 	r.ErrorMessage = msg.String
@@ -179,7 +190,7 @@ func recordError(msg string, code model.Code) *model.Error {
 const sqlMarkInterrupted = `UPDATE download_history
 SET status = ?, error_message = ?, error_code = ?, completed_at = ?
 WHERE status = ?
-RETURNING id, preset_id, status, error_message, error_code, files_completed, files_total,
+RETURNING id, preset_id, kind, status, error_message, error_code, files_completed, files_total,
           bytes_done, bytes_total, started_at, completed_at`
 
 // MarkInterrupted fails every download still "downloading", with the error

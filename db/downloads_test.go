@@ -36,7 +36,7 @@ func TestDownloadLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := model.DownloadRecord{ID: rec.ID, PresetID: "FLUX_DEV", Status: model.DownloadRunning, FilesTotal: 3, StartedAt: start}
+		want := model.DownloadRecord{ID: rec.ID, PresetID: "FLUX_DEV", Kind: model.KindInstall, Status: model.DownloadRunning, FilesTotal: 3, StartedAt: start}
 		if !reflect.DeepEqual(rec, want) {
 			t.Errorf("StartDownload = %+v, want %+v", rec, want)
 		}
@@ -76,6 +76,29 @@ func TestDownloadLifecycle(t *testing.T) {
 	}
 	if _, err := s.StartDownload(ctx, "", 1); err == nil {
 		t.Error("empty preset id accepted")
+	}
+}
+
+// A verify is kept beside installs, as a verify, through its end and a
+// restart's sweep.
+func TestVerifyRowsKeepTheirKind(t *testing.T) {
+	s, _, _ := openTest(t, Options{})
+	ctx := context.Background()
+	v, err := s.StartVerify(ctx, "FLUX_DEV", 2)
+	if err != nil || v.Kind != model.KindVerify || v.Status != model.DownloadRunning {
+		t.Fatalf("StartVerify = %+v, %v", v, err)
+	}
+	i, _ := s.StartDownload(ctx, "FLUX_DEV", 2)
+	if err := s.FinishDownload(ctx, v.ID, model.DownloadEnd{Status: model.DownloadFailed, Error: &model.Error{Code: model.CodeChecksum, Message: "a.bin does not match"}, FilesTotal: 2}); err != nil {
+		t.Fatal(err)
+	}
+	marked, err := s.MarkInterrupted(ctx)
+	if err != nil || len(marked) != 1 || marked[0].ID != i.ID || marked[0].Kind != model.KindInstall {
+		t.Fatalf("MarkInterrupted = %+v, %v", marked, err)
+	}
+	rows, err := s.ListDownloads(ctx, 0, 10)
+	if err != nil || len(rows) != 2 || rows[1].Kind != model.KindVerify || rows[1].Error.Code != model.CodeChecksum || rows[0].Kind != model.KindInstall {
+		t.Fatalf("rows = %+v, %v", rows, err)
 	}
 }
 

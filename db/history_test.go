@@ -29,6 +29,11 @@ func TestOldHistoryRowsRead(t *testing.T) {
 		t.Fatalf("ListDownloads = %+v, %v", rows, err)
 	}
 	run, stop, fail := rows[0], rows[1], rows[2]
+	for _, r := range rows {
+		if r.Kind != model.KindInstall {
+			t.Errorf("row %d from before kinds: kind %q, want install", r.ID, r.Kind)
+		}
+	}
 	if run.Error != nil || run.DurationSeconds != nil || run.BytesDone != 0 {
 		t.Errorf("running row = %+v", run)
 	}

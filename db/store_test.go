@@ -27,7 +27,7 @@ func TestOpenCreatesSchemaAndDefaults(t *testing.T) {
 			"details JSON", "created_at TIMESTAMP"},
 		"download_history": {"id INTEGER", "preset_id TEXT", "status TEXT", "error_message TEXT",
 			"files_completed INTEGER", "files_total INTEGER", "started_at TIMESTAMP", "completed_at TIMESTAMP",
-			"bytes_done INTEGER", "bytes_total INTEGER", "error_code TEXT"},
+			"bytes_done INTEGER", "bytes_total INTEGER", "error_code TEXT", "kind TEXT"},
 		"comfyui_prompts": {"prompt_id TEXT", "status TEXT", "updated_at TEXT"},
 	}
 	for table, cols := range want {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -610,4 +611,37 @@ func TestCivitaiFile(t *testing.T) {
 	if _, ok, err := e.m.CivitaiFile(context.Background(), "https://civitai.com/api/download/models/999"); !ok || err == nil {
 		t.Errorf("an unknown version: ok %v err %v", ok, err)
 	}
+}
+
+// A verify checks a Civitai file against the SHA-256 Civitai's API states:
+// a sound file passes, a flipped byte is corrupt; neither the storage host
+// nor anyone but Civitai sees the token.
+func TestCivitaiVerify(t *testing.T) {
+	f := newFakeCivitai(t)
+	data := randomBytes(1<<20+7, 95)
+	f.add(t, 111, &fakeVersion{files: []*fakeCivFile{{name: "v.safetensors", typ: "Model", primary: true, data: data}}})
+	e := newCivitaiEnv(t, f, civitaiPreset("V", "loras/v.safetensors", "https://civitai.com/api/download/models/111", ""), civitaiToken, 2, 0)
+	if d := e.wait(e.install("V").ID); d.Status != model.DownloadCompleted {
+		t.Fatalf("install = %+v %+v", d, d.Error)
+	}
+	if d := e.wait(e.verify("V").ID); d.Status != model.DownloadCompleted || len(d.Unverifiable) != 0 {
+		t.Fatalf("verify of a sound file = %+v %+v", d, d.Error)
+	}
+	path := filepath.Join(e.models, "loras/v.safetensors")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := e.wait(e.verify("V").ID)
+	if d.Status != model.DownloadFailed || d.Error == nil || d.Error.Code != model.CodeChecksum || !strings.Contains(d.Error.Message, "loras/v.safetensors") {
+		t.Fatalf("verify of a flipped byte = %+v %+v", d, d.Error)
+	}
+	if pf := e.presetFile("V", "loras/v.safetensors"); pf.Installed || !pf.Corrupt {
+		t.Fatalf("file after the failed verify: %+v", pf)
+	}
+	f.noLeak(t, e.env)
 }

@@ -50,6 +50,7 @@ type Recorder interface {
 // History is the download_history table.
 type History interface {
 	StartDownload(ctx context.Context, presetID string, filesTotal int) (model.DownloadRecord, error)
+	StartVerify(ctx context.Context, presetID string, filesTotal int) (model.DownloadRecord, error)
 	FinishDownload(ctx context.Context, id int64, end model.DownloadEnd) error
 	GetDownload(ctx context.Context, id int64) (model.DownloadRecord, error)
 	MarkInterrupted(ctx context.Context) ([]model.DownloadRecord, error)
@@ -121,6 +122,9 @@ type Manager struct {
 	paths    *pathLocks
 	space    *spaceBook
 	bufs     *sync.Pool // *[]byte of bufSize, shared by transfers
+	// checksums are asked, in order, for the SHA-256 a verify checks a
+	// file against when the preset gives none.
+	checksums []checksumSource
 
 	// presetsMu makes reading the presets' state and queueing the presets
 	// frame one step, so frames go out in the order the states were read.
@@ -129,9 +133,10 @@ type Manager struct {
 	mu        sync.Mutex
 	presets   map[string]Preset
 	loadErr   string
-	warnings  []string                   // about presets.yaml, for PresetList
-	conflicts map[string][]sharer        // paths presets write with different files
-	owners    map[string]model.ModelFile // whose file is in place, on those paths
+	warnings  []string                     // about presets.yaml, for PresetList
+	conflicts map[string][]sharer          // paths presets write with different files
+	owners    map[string]model.ModelFile   // whose file is in place, on those paths
+	corrupt   map[string]model.CorruptFile // files a verify found corrupt, by path
 	fileStamp fileStamp
 	downloads []*download       // every download since start, oldest first
 	queue     []*download       // waiting for a worker, in order asked
@@ -224,6 +229,7 @@ func New(cfg Config) (*Manager, error) {
 		presets:   map[string]Preset{},
 		conflicts: map[string][]sharer{},
 		owners:    map[string]model.ModelFile{},
+		corrupt:   map[string]model.CorruptFile{},
 		reserved:  map[string]bool{},
 		workflows: map[string]Preset{},
 		wake:      make(chan struct{}, 1),
@@ -235,6 +241,9 @@ func New(cfg Config) (*Manager, error) {
 		}
 		m.log.Info("wrote default presets file", "path", cfg.PresetsFile)
 	}
+	// HuggingFace states the SHA-256 of its LFS files. Civitai's source (its
+	// model-versions API states each file's SHA256) belongs after it here.
+	m.checksums = []checksumSource{hfChecksums{m}, civitaiChecksums{m}}
 	lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	m.loadOwners(lctx)
 	cancel()
@@ -353,10 +362,15 @@ func (m *Manager) Preset(id string) (Preset, bool) {
 	return m.withState(p, active), true
 }
 
-// activeLocked maps preset ids to the status of their queued or running download.
+// activeLocked maps preset ids to the status of their queued or running
+// install. A verify changes nothing on disk, so it leaves the preset's
+// status as the disk has it.
 func (m *Manager) activeLocked() map[string]string {
 	active := map[string]string{}
 	for _, d := range m.downloads {
+		if d.kind == model.KindVerify {
+			continue
+		}
 		switch d.status {
 		case model.DownloadQueued:
 			if active[d.preset.ID] == "" {
@@ -377,9 +391,11 @@ func (m *Manager) withState(p Preset, active map[string]string) Preset {
 	installed, partial := 0, false
 	for i := range p.Files {
 		f := &p.Files[i]
-		f.Installed = m.installed(*f)
+		f.Installed, f.Corrupt = m.fileState(*f)
 		if f.Installed {
 			installed++
+		} else if f.Corrupt {
+			partial = true
 		} else if st, err := os.Stat(m.finalPath(*f) + partSuffix); err == nil && st.Size() > 0 {
 			partial = true
 		}
@@ -397,22 +413,33 @@ func (m *Manager) withState(p Preset, active map[string]string) Preset {
 	return p
 }
 
-// installed says whether f's final file is in place. Human sizes are rough,
-// so only an exact byte count is compared; the final path only ever holds
-// complete files, so existing is enough otherwise. On a path presets write
-// with different files (different sha256), the file must also be f's own.
+// installed says whether f's final file is in place.
 func (m *Manager) installed(f PresetFile) bool {
+	ok, _ := m.fileState(f)
+	return ok
+}
+
+// fileState says whether f's final file is in place and, when it is not,
+// whether the file there is f's but a verify found it corrupt. Human sizes
+// are rough, so only an exact byte count is compared; the final path only
+// ever holds complete files, so existing is enough otherwise. On a path
+// presets write with different files (different sha256), the file must
+// also be f's own.
+func (m *Manager) fileState(f PresetFile) (installed, corrupt bool) {
 	st, err := os.Stat(m.finalPath(f))
 	if err != nil || !st.Mode().IsRegular() {
-		return false
+		return false, false
 	}
 	if f.exact && st.Size() != f.SizeBytes {
-		return false
+		return false, false
 	}
-	if f.sha256 == "" || !m.conflicted(f.Path) {
-		return true
+	if f.sha256 != "" && m.conflicted(f.Path) && !m.owned(f, st) {
+		return false, false
 	}
-	return m.owned(f, st)
+	if m.corruptAt(f.Path, st) {
+		return false, true
+	}
+	return true, false
 }
 
 func (m *Manager) finalPath(f PresetFile) string {

@@ -35,12 +35,20 @@ type fakeHistory struct {
 func newFakeHistory() *fakeHistory { return &fakeHistory{rows: map[int64]model.DownloadRecord{}} }
 
 func (h *fakeHistory) StartDownload(_ context.Context, presetID string, filesTotal int) (model.DownloadRecord, error) {
+	return h.start(presetID, model.KindInstall, filesTotal), nil
+}
+
+func (h *fakeHistory) StartVerify(_ context.Context, presetID string, filesTotal int) (model.DownloadRecord, error) {
+	return h.start(presetID, model.KindVerify, filesTotal), nil
+}
+
+func (h *fakeHistory) start(presetID string, kind model.DownloadKind, filesTotal int) model.DownloadRecord {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.next++
-	r := model.DownloadRecord{ID: h.next, PresetID: presetID, Status: model.DownloadRunning, FilesTotal: filesTotal, StartedAt: time.Now().UTC()}
+	r := model.DownloadRecord{ID: h.next, PresetID: presetID, Kind: kind, Status: model.DownloadRunning, FilesTotal: filesTotal, StartedAt: time.Now().UTC()}
 	h.rows[r.ID] = r
-	return r, nil
+	return r
 }
 
 func (h *fakeHistory) FinishDownload(_ context.Context, id int64, end model.DownloadEnd) error {
@@ -614,13 +622,18 @@ func TestDownloadJSONShape(t *testing.T) {
 	}
 	var m map[string]any
 	json.Unmarshal(b, &m)
-	for _, k := range []string{"id", "preset_id", "preset_name", "status", "files_total", "files_completed", "bytes_total", "bytes_done", "speed_bps", "eta_seconds", "current_file", "error", "started_at", "completed_at"} {
+	for _, k := range []string{"id", "preset_id", "preset_name", "kind", "status", "files_total", "files_completed", "bytes_total", "bytes_done", "speed_bps", "eta_seconds", "current_file", "error", "started_at", "completed_at", "unverifiable", "corrupt"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("Download JSON lacks %q: %s", k, b)
 		}
 	}
 	if m["error"] != nil || m["completed_at"] != nil {
 		t.Errorf("nulls expected: %s", b)
+	}
+	// What the API sends of an install: empty lists, never null.
+	b, _ = json.Marshal((&download{id: 4, kind: model.KindInstall, preset: Preset{ID: "X"}, status: model.DownloadQueued}).snapshotLocked())
+	if !strings.Contains(string(b), `"unverifiable":[]`) || !strings.Contains(string(b), `"corrupt":[]`) || !strings.Contains(string(b), `"kind":"install"`) {
+		t.Errorf("an install's snapshot: %s", b)
 	}
 	b, _ = json.Marshal(Preset{Files: []PresetFile{{Path: "a", sha256: "x"}}})
 	if strings.Contains(string(b), "sha256") || !strings.Contains(string(b), `"size_bytes"`) || !strings.Contains(string(b), `"installed"`) {

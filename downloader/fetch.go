@@ -176,6 +176,9 @@ func (m *Manager) fetchPreset(ctx context.Context, d *download) error {
 		m.mu.Lock()
 		d.currentFile = f.Path
 		m.mu.Unlock()
+		// A corrupt file stays in place until its verified copy is
+		// renamed over it.
+		before, _ := root.Stat(f.Path)
 		if err := m.fetchFile(ctx, root, d, f, todo[i:]); err != nil {
 			return err
 		}
@@ -183,6 +186,7 @@ func (m *Manager) fetchPreset(ctx context.Context, d *download) error {
 		d.filesCompleted++
 		m.mu.Unlock()
 		m.reserveSpace(root, d.id, todo[i+1:], -1) // less than before: cannot fail
+		m.repaired(ctx, f.Path, before)
 		m.landed(f)
 		m.publishPresets() // the file is installed, for every preset that lists it
 	}
@@ -254,5 +258,8 @@ func (m *Manager) fetchFile(ctx context.Context, root *os.Root, d *download, f P
 		},
 		allocated: func() { m.reserveSpace(root, d.id, rest, counted) },
 	})
+	// Repairing a corrupt file: when neither the preset nor the server
+	// states a SHA-256, the new copy must match the one the verify used.
+	t.cfg.fallbackSHA256 = m.corruptExpected(f.Path)
 	return t.run(ctx)
 }

@@ -18,8 +18,9 @@ type landedFile struct {
 }
 
 type fakeModelFiles struct {
-	mu    sync.Mutex
-	added []landedFile
+	mu      sync.Mutex
+	added   []landedFile
+	removed []landedFile
 }
 
 func (f *fakeModelFiles) Added(p string, size int64) {
@@ -28,7 +29,11 @@ func (f *fakeModelFiles) Added(p string, size int64) {
 	f.added = append(f.added, landedFile{p, size})
 }
 
-func (f *fakeModelFiles) Removed(string, int64) {}
+func (f *fakeModelFiles) Removed(p string, size int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, landedFile{p, size})
+}
 
 // Every file that lands is told to the overview, once, with its size; one
 // already in place is not. The history row keeps the bytes.

@@ -39,6 +39,9 @@ type PresetFile struct {
 	URL       string `json:"url"`  // as written (huggingface.co pages rewritten to /resolve/)
 	SizeBytes int64  `json:"size_bytes"`
 	Installed bool   `json:"installed"`
+	// Corrupt says the file in place is the preset's but a verify found
+	// it does not match its checksum (Installed is then false).
+	Corrupt bool `json:"corrupt"`
 
 	// exact says SizeBytes came from a plain byte count, so an installed
 	// file must have exactly that size; human sizes ("4.8GB") are only a

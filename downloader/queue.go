@@ -14,13 +14,15 @@ import (
 	"dashboard/model"
 )
 
-// Download is one install of a preset, shaped as the API sends it. Files
-// count the whole preset (files already in place count as completed); bytes
-// count what this download has to fetch.
+// Download is one install or verify of a preset, shaped as the API sends
+// it. An install's files count the whole preset (files already in place
+// count as completed) and its bytes what it has to fetch; a verify's count
+// the files in place it checks and the bytes it hashes.
 type Download struct {
 	ID             int64                `json:"id"` // the download_history row id
 	PresetID       string               `json:"preset_id"`
 	PresetName     string               `json:"preset_name"`
+	Kind           model.DownloadKind   `json:"kind"`
 	Status         model.DownloadStatus `json:"status"`
 	FilesTotal     int                  `json:"files_total"`
 	FilesCompleted int                  `json:"files_completed"`
@@ -34,6 +36,11 @@ type Download struct {
 	Error          *model.Error         `json:"error"`
 	StartedAt      time.Time            `json:"started_at"`
 	CompletedAt    *time.Time           `json:"completed_at"`
+	// Unverifiable and Corrupt are a verify's findings so far: the files
+	// with no known SHA-256 and those that did not match theirs. An
+	// install leaves them empty.
+	Unverifiable []string `json:"unverifiable"`
+	Corrupt      []string `json:"corrupt"`
 }
 
 // errCancelled tells a running download that the user stopped it (a
@@ -45,6 +52,7 @@ var errCancelled = errors.New("download cancelled")
 // without the lock.
 type download struct {
 	id     int64
+	kind   model.DownloadKind
 	preset Preset // as it was when queued
 	done   chan struct{}
 
@@ -57,6 +65,8 @@ type download struct {
 	startedAt      time.Time
 	completedAt    *time.Time
 	cancel         context.CancelCauseFunc
+	unverifiable   []string // a verify's files with no known SHA-256
+	corrupt        []string // a verify's files that did not match
 
 	bytesTotal atomic.Int64
 	bytesDone  atomic.Int64
@@ -73,6 +83,7 @@ func (d *download) snapshotLocked() Download {
 		ID:             d.id,
 		PresetID:       d.preset.ID,
 		PresetName:     d.preset.Name,
+		Kind:           d.kind,
 		Status:         d.status,
 		FilesTotal:     d.filesTotal,
 		FilesCompleted: d.filesCompleted,
@@ -81,6 +92,8 @@ func (d *download) snapshotLocked() Download {
 		CurrentFile:    d.currentFile,
 		StartedAt:      d.startedAt,
 		CompletedAt:    d.completedAt,
+		Unverifiable:   append([]string{}, d.unverifiable...),
+		Corrupt:        append([]string{}, d.corrupt...),
 	}
 	if d.err != nil {
 		e := *d.err
@@ -92,7 +105,7 @@ func (d *download) snapshotLocked() Download {
 			out.EtaSeconds = &eta
 		}
 		phase := model.PhaseDownloading
-		if d.verifying.Load() {
+		if d.verifying.Load() || d.kind == model.KindVerify {
 			phase = model.PhaseVerifying
 		}
 		out.Phase = &phase
@@ -160,7 +173,12 @@ func (m *Manager) Install(ctx context.Context, id string) (Download, error) {
 func (m *Manager) enqueue(ctx context.Context, p Preset) (Download, error) {
 	id := p.ID
 	m.mu.Lock()
-	if m.activeLocked()[id] != "" || m.reserved[id] {
+	job := m.jobLocked(id)
+	if job != nil && job.kind == model.KindVerify {
+		m.mu.Unlock()
+		return Download{}, model.Errorf(model.CodeBusy, "%s is being verified; wait for the verify to end (or cancel it), then install.", p.what())
+	}
+	if job != nil || m.reserved[id] {
 		m.mu.Unlock()
 		return Download{}, model.Errorf(model.CodeAlreadyQueued, "%s is already queued or downloading.", p.what())
 	}
@@ -214,6 +232,7 @@ func (m *Manager) enqueue(ctx context.Context, p Preset) (Download, error) {
 	}
 	d := &download{
 		id:             rec.ID,
+		kind:           model.KindInstall,
 		preset:         p,
 		done:           make(chan struct{}),
 		status:         model.DownloadQueued,
@@ -225,7 +244,16 @@ func (m *Manager) enqueue(ctx context.Context, p Preset) (Download, error) {
 	d.eta.Store(-1)
 
 	m.log.Info("download queued", "download_id", d.id, "preset_id", id, "files_missing", len(missing))
+	snap := m.add(d)
+	m.publishPresets()
+	m.notify()
+	return snap, nil
+}
+
+// add puts a new download in the live list and at the end of the queue.
+func (m *Manager) add(d *download) Download {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.downloads = append(m.downloads, d)
 	m.pruneLocked()
 	m.queue = append(m.queue, d)
@@ -233,10 +261,18 @@ func (m *Manager) enqueue(ctx context.Context, p Preset) (Download, error) {
 	// Frames are queued under the lock so a worker's "downloading" can
 	// never overtake this "queued".
 	m.events.push(model.FrameDownload, snap)
-	m.mu.Unlock()
-	m.publishPresets()
-	m.notify()
-	return snap, nil
+	return snap
+}
+
+// jobLocked is the queued or running download (install or verify) of
+// preset id, nil when there is none; the caller holds m.mu.
+func (m *Manager) jobLocked(id string) *download {
+	for _, d := range m.downloads {
+		if d.preset.ID == id && (d.status == model.DownloadQueued || d.status == model.DownloadRunning) {
+			return d
+		}
+	}
+	return nil
 }
 
 // notify wakes one idle worker.
@@ -267,7 +303,9 @@ func (m *Manager) Cancel(id int64) (Download, error) {
 		d.status, d.completedAt = model.DownloadCancelled, &now
 		snap := d.snapshotLocked()
 		m.mu.Unlock()
-		m.removeParts(d.preset)
+		if d.kind != model.KindVerify { // a verify deletes nothing
+			m.removeParts(d.preset)
+		}
 		m.finishHistory(d, snap)
 		m.publishFinal(snap)
 		m.publishPresets()
@@ -309,8 +347,9 @@ func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 	d := m.findLocked(id)
 	var presetID string
 	var status model.DownloadStatus
+	var kind model.DownloadKind
 	if d != nil {
-		presetID, status = d.preset.ID, d.status
+		presetID, status, kind = d.preset.ID, d.status, d.kind
 	}
 	m.mu.Unlock()
 	if d == nil {
@@ -318,7 +357,7 @@ func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 		if err != nil {
 			return Download{}, fmt.Errorf("look up download %d: %w", id, err) // not_found when there is none
 		}
-		presetID, status = rec.PresetID, rec.Status
+		presetID, status, kind = rec.PresetID, rec.Status, rec.Kind
 		// A row still "downloading" from an earlier run was cut short by a
 		// restart the startup sweep did not mark: it is retryable.
 		if status == model.DownloadRunning {
@@ -329,6 +368,9 @@ func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 	case model.DownloadFailed, model.DownloadCancelled:
 	default:
 		return Download{}, model.Errorf(model.CodeNotRetryable, "Download %d is %s; only failed or cancelled downloads can be retried.", id, status)
+	}
+	if kind == model.KindVerify {
+		return m.Verify(ctx, presetID)
 	}
 	if wf, ok := m.workflow(presetID); ok {
 		return m.enqueue(ctx, wf)
@@ -399,6 +441,10 @@ func (m *Manager) interruptQueued() {
 // runDownload fetches the preset's missing files and records the outcome.
 // ctx is the download's own (a cancel ends it); runCtx ends only at shutdown.
 func (m *Manager) runDownload(runCtx, ctx context.Context, d *download) {
+	if d.kind == model.KindVerify {
+		m.runVerify(ctx, d)
+		return
+	}
 	began := time.Now()
 	m.record(ctx, d.preset, model.ActivityStarted, "Downloading "+d.preset.Name, map[string]any{
 		"preset_id": d.preset.ID, "download_id": d.id, "files": d.filesTotal,
@@ -535,7 +581,11 @@ func (m *Manager) CloseInterrupted(ctx context.Context) error {
 		if !ok {
 			p = Preset{ID: r.PresetID, Name: r.PresetID}
 		}
-		m.record(ctx, p, model.ActivityFailed, "Download interrupted: "+p.Name, map[string]any{
+		title := "Download interrupted: "
+		if r.Kind == model.KindVerify {
+			title = "Verify interrupted: "
+		}
+		m.record(ctx, p, model.ActivityFailed, title+p.Name, map[string]any{
 			"preset_id": r.PresetID, "download_id": r.ID,
 			"files": r.FilesCompleted, "files_total": r.FilesTotal,
 			"error": model.Error{Code: model.CodeInterrupted, Message: model.InterruptedMessage},

@@ -20,6 +20,14 @@ import (
 type Ledger interface {
 	ModelFiles(ctx context.Context) ([]model.ModelFile, error)
 	RecordModelFile(ctx context.Context, f model.ModelFile) error
+	// ForgetModelFile forgets everything recorded about path (its owner
+	// and its corruption): the file was removed.
+	ForgetModelFile(ctx context.Context, path string) error
+	// CorruptFiles, RecordCorruptFile and ForgetCorruptFile keep the
+	// files a verify found corrupt, so a restart still knows them.
+	CorruptFiles(ctx context.Context) ([]model.CorruptFile, error)
+	RecordCorruptFile(ctx context.Context, f model.CorruptFile) error
+	ForgetCorruptFile(ctx context.Context, path string) error
 }
 
 // sharer is one preset writing a path that another preset writes too.
@@ -149,6 +157,9 @@ func (m *Manager) conflictInPlace(p Preset, missing []PresetFile) error {
 		if err != nil {
 			continue // nothing in the way
 		}
+		if m.corruptOf(f, st) {
+			continue // p's own file, corrupt: installing repairs it
+		}
 		m.mu.Lock()
 		rec, known := m.owners[f.Path]
 		known = known && rec.Size == st.Size() && rec.ModTime.Equal(st.ModTime())
@@ -212,7 +223,8 @@ func (m *Manager) recordFiles(ctx context.Context, p Preset, verified bool) {
 	}
 }
 
-// loadOwners reads which files the dashboard put in place.
+// loadOwners reads which files the dashboard put in place, and which of
+// them a verify found corrupt.
 func (m *Manager) loadOwners(ctx context.Context) {
 	if m.cfg.Files == nil {
 		return
@@ -220,11 +232,17 @@ func (m *Manager) loadOwners(ctx context.Context) {
 	files, err := m.cfg.Files.ModelFiles(ctx)
 	if err != nil {
 		m.log.Error("read model files failed; shared paths show as not installed until installed again", "err", err)
-		return
+	}
+	corrupt, cerr := m.cfg.Files.CorruptFiles(ctx)
+	if cerr != nil {
+		m.log.Error("read corrupt files failed; files a verify found corrupt show as installed until verified again", "err", cerr)
 	}
 	m.mu.Lock()
 	for _, f := range files {
 		m.owners[f.Path] = f
+	}
+	for _, f := range corrupt {
+		m.corrupt[f.Path] = f
 	}
 	m.mu.Unlock()
 }

@@ -94,8 +94,12 @@ func TestSeedSharedPathsAreWarnings(t *testing.T) {
 	}
 }
 
-// memLedger is model_files in memory, failing on demand.
-type memLedger struct{ files map[string]model.ModelFile }
+// memLedger is model_files and corrupt_files in memory, failing on demand
+// (a nil map refuses writes).
+type memLedger struct {
+	files   map[string]model.ModelFile
+	corrupt map[string]model.CorruptFile
+}
 
 func (l *memLedger) ModelFiles(context.Context) ([]model.ModelFile, error) {
 	var out []model.ModelFile
@@ -110,6 +114,39 @@ func (l *memLedger) RecordModelFile(_ context.Context, f model.ModelFile) error 
 		return errors.New("read-only")
 	}
 	l.files[f.Path] = f
+	return nil
+}
+
+func (l *memLedger) ForgetModelFile(_ context.Context, path string) error {
+	if l.files == nil {
+		return errors.New("read-only")
+	}
+	delete(l.files, path)
+	delete(l.corrupt, path)
+	return nil
+}
+
+func (l *memLedger) CorruptFiles(context.Context) ([]model.CorruptFile, error) {
+	var out []model.CorruptFile
+	for _, f := range l.corrupt {
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func (l *memLedger) RecordCorruptFile(_ context.Context, f model.CorruptFile) error {
+	if l.corrupt == nil {
+		return errors.New("read-only")
+	}
+	l.corrupt[f.Path] = f
+	return nil
+}
+
+func (l *memLedger) ForgetCorruptFile(_ context.Context, path string) error {
+	if l.corrupt == nil {
+		return errors.New("read-only")
+	}
+	delete(l.corrupt, path)
 	return nil
 }
 

@@ -54,6 +54,11 @@ type transferConfig struct {
 	sha256 string // from the preset, "" if none
 	exact  int64  // the preset's exact byte count, -1 when it gives a rough size
 
+	// fallbackSHA256 is checked against when neither the preset nor the
+	// server states a SHA-256: what a verify found the file should be,
+	// when this transfer repairs it.
+	fallbackSHA256 string
+
 	connections  int
 	window       int64
 	stallTimeout time.Duration
@@ -322,6 +327,9 @@ func (t *transfer) attempt(ctx context.Context) error {
 	expected := t.cfg.sha256
 	if expected == "" {
 		expected = meta.sha256()
+	}
+	if expected == "" {
+		expected = t.cfg.fallbackSHA256
 	}
 	if len(t.done) > 0 {
 		switch {

@@ -21,6 +21,17 @@ func (s DownloadStatus) Ended() bool {
 	return s == DownloadCompleted || s == DownloadFailed || s == DownloadCancelled
 }
 
+// DownloadKind says what a download does: an install fetches a preset's
+// missing files, a verify checksums the files already in place. Both run
+// through the one queue, with the same progress, cancel and history.
+type DownloadKind string
+
+// The kinds of download; download_history stores the same words.
+const (
+	KindInstall DownloadKind = "install"
+	KindVerify  DownloadKind = "verify"
+)
+
 // DownloadPhase says what a running download is doing.
 type DownloadPhase string
 
@@ -37,8 +48,9 @@ const InterruptedMessage = "The dashboard stopped while this download ran; retry
 // DownloadRecord is one row of download_history, as GET
 // /api/downloads/history sends it.
 type DownloadRecord struct {
-	ID       int64  `json:"id"`
-	PresetID string `json:"preset_id"`
+	ID       int64        `json:"id"`
+	PresetID string       `json:"preset_id"`
+	Kind     DownloadKind `json:"kind"` // "install" for rows from before kinds were kept
 	// PresetName is the preset's name in presets.yaml now, filled in by the
 	// server; the id when the preset is gone.
 	PresetName   string         `json:"preset_name"`
@@ -93,4 +105,16 @@ func IsSHA256(s string) bool {
 		}
 	}
 	return true
+}
+
+// CorruptFile is a file a verify found not to match the SHA-256 it should
+// have. Size and ModTime are the file's when it was checked: a file that no
+// longer has both was replaced since, and is no longer known to be corrupt.
+type CorruptFile struct {
+	Path     string // relative to the models folder, slash-separated
+	Size     int64
+	ModTime  time.Time
+	Expected string // the SHA-256 it should have, lower-case hex
+	Actual   string // the SHA-256 it has
+	FoundAt  time.Time
 }

@@ -44,6 +44,10 @@ const (
 	CodePathConflict     Code = "path_conflict" // another preset's different file is at one of the preset's paths
 	CodeAlreadyFinished  Code = "already_finished"
 	CodeNotRetryable     Code = "not_retryable"
+	// One of the preset's files is being downloaded or verified right now.
+	CodeBusy Code = "busy"
+	// The preset has no file in place to verify.
+	CodeNotInstalled Code = "not_installed"
 
 	// Another dashboard manages the volume; this one only reads (ReadOnlyError).
 	CodeReadOnly Code = "read_only"

@@ -43,6 +43,8 @@ var statusOf = map[model.Code]int{
 	model.CodePathConflict:     http.StatusConflict,
 	model.CodeAlreadyFinished:  http.StatusConflict,
 	model.CodeNotRetryable:     http.StatusConflict,
+	model.CodeBusy:             http.StatusConflict,
+	model.CodeNotInstalled:     http.StatusConflict,
 	model.CodeReadOnly:         http.StatusConflict,
 
 	model.CodeBodyTooLarge:    http.StatusRequestEntityTooLarge,

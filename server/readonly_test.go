@@ -54,8 +54,10 @@ func TestReadOnlyRefusesChanges(t *testing.T) {
 		{"POST", "/api/presets/OPEN/install", `{}`},
 		{"POST", "/api/downloads/1/cancel", `{}`},
 		{"POST", "/api/downloads/1/retry", `{}`},
-		// A route that does not exist yet is refused too: by method, not by list.
 		{"POST", "/api/presets/OPEN/uninstall", `{}`},
+		{"POST", "/api/presets/OPEN/verify", `{}`},
+		// A route that does not exist is refused too: by method, not by list.
+		{"POST", "/api/presets/OPEN/reinstall", `{}`},
 	} {
 		var env struct{ Error model.Error }
 		status, raw := e.call(t, c.method, c.path, c.body, &env)

@@ -81,6 +81,17 @@ func queryInt(c *fiber.Ctx, name string, def, min, max int64) (int64, error) {
 	return n, nil
 }
 
+// queryBool reads an optional flag: 1/true or 0/false, absent is false.
+func queryBool(c *fiber.Ctx, name string) (bool, error) {
+	switch c.Query(name) {
+	case "", "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	}
+	return false, model.Errorf(model.CodeInvalidQuery, "Query parameter %s must be 1 or 0 (true or false).", name)
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // pathID reads the :id route parameter as a download id.

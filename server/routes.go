@@ -44,6 +44,8 @@ func (s *Server) routes() {
 	a.Get("/api/presets", s.handlePresetsList)
 	a.Get("/api/presets/:id", s.handlePresetGet)
 	a.Post("/api/presets/:id/install", s.handlePresetInstall)
+	a.Post("/api/presets/:id/uninstall", s.handlePresetUninstall)
+	a.Post("/api/presets/:id/verify", s.handlePresetVerify)
 
 	a.Post("/api/workflows/analyze", s.handleWorkflowAnalyze)
 	a.Post("/api/workflows/install", s.handleWorkflowInstall)

@@ -101,4 +101,11 @@ test("downloadStats says Verifying… while the checksum catches up", () => {
   assert.deepEqual(line({ ...base, status: "downloading", phase: "downloading", connections: 1 }).includes("connections=1 connections"), false);
   assert.deepEqual(line({ ...base, status: "queued", phase: null, connections: 0 }), ["bytes=1.0 GB of 2.0 GB", "queue=Waiting in the queue", "files=0 of 1 file"]);
   assert.deepEqual(line({ ...base, status: "completed", phase: null, connections: 0 }), ["bytes=1.0 GB of 2.0 GB", "files=0 of 1 file"]);
+  // A verify hashes all along: its speed and ETA are shown, not "Verifying…".
+  assert.deepEqual(line({ ...base, kind: "verify", status: "downloading", phase: "verifying", connections: 0 }), [
+    "bytes=1.0 GB of 2.0 GB",
+    "speed=50.0 MB/s",
+    "eta=20 s left",
+    "files=0 of 1 file",
+  ]);
 });

@@ -1,6 +1,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Store, mergeActivity, visibleDownloads, presetState, modelPage, backoff, safeNext, tokenServiceFor } from "../static/js/state.js";
+import {
+  Store,
+  mergeActivity,
+  visibleDownloads,
+  presetState,
+  modelPage,
+  backoff,
+  safeNext,
+  tokenServiceFor,
+  badgeStatus,
+  corruptFiles,
+  hasFilesInPlace,
+  historyRow,
+  notificationFor,
+} from "../static/js/state.js";
 import { Live } from "../static/js/live.js";
 
 const dl = (id, preset, status, extra = {}) => ({ id, preset_id: preset, status, bytes_done: 0, bytes_total: 0, ...extra });
@@ -84,6 +98,47 @@ test("presetState prefers an active download", () => {
   const active = new Map([["A", "downloading"]]);
   assert.equal(presetState({ id: "A", status: "missing" }, active), "downloading");
   assert.equal(presetState({ id: "B", status: "installed" }, active), "installed");
+});
+
+test("a verify shows as verifying on its preset and in its badge", () => {
+  const s = new Store();
+  s.apply({
+    type: "snapshot",
+    data: { downloads: [dl(1, "A", "downloading", { kind: "verify" }), dl(2, "B", "queued", { kind: "verify" }), dl(3, "C", "downloading", { kind: "install" })], activity: [] },
+  });
+  const active = s.activeByPreset();
+  assert.equal(presetState({ id: "A", status: "installed" }, active), "verifying");
+  assert.equal(presetState({ id: "B", status: "partial" }, active), "verifying");
+  assert.equal(presetState({ id: "C", status: "missing" }, active), "downloading");
+  assert.equal(badgeStatus(dl(1, "A", "downloading", { kind: "verify" })), "verifying");
+  assert.equal(badgeStatus(dl(1, "A", "completed", { kind: "verify" })), "verified");
+  assert.equal(badgeStatus(dl(1, "A", "failed", { kind: "verify" })), "failed");
+  assert.equal(badgeStatus(dl(1, "A", "completed", { kind: "install" })), "completed");
+  assert.equal(badgeStatus(dl(1, "A", "downloading")), "downloading"); // an older server: no kind
+});
+
+test("corrupt files and files in place", () => {
+  const p = { files: [{ path: "a", installed: true }, { path: "b", installed: false, corrupt: true }, { path: "c", installed: false }] };
+  assert.deepEqual(corruptFiles(p).map((f) => f.path), ["b"]);
+  assert.equal(hasFilesInPlace(p), true);
+  assert.equal(hasFilesInPlace({ files: [{ path: "b", installed: false, corrupt: true }] }), true);
+  assert.equal(hasFilesInPlace({ files: [{ path: "c", installed: false }] }), false);
+  assert.equal(hasFilesInPlace(null), false);
+});
+
+test("a verify's history row and notification say verify", () => {
+  const v = dl(7, "A", "failed", { kind: "verify", preset_name: "Model A", files_total: 2, error: { code: "checksum_mismatch", message: "a.bin does not match its checksum" } });
+  assert.equal(historyRow(v).kind, "verify");
+  assert.equal(historyRow(dl(8, "A", "completed")).kind, "install");
+  assert.deepEqual(notificationFor("download", v, dl(7, "A", "downloading", { kind: "verify" })), {
+    title: "Verify failed: Model A",
+    body: "a.bin does not match its checksum",
+    tag: "download-7",
+  });
+  const ok = dl(9, "A", "completed", { kind: "verify", preset_name: "Model A", files_total: 3, unverifiable: ["c.json"] });
+  assert.equal(notificationFor("download", ok, null).title, "Verified Model A");
+  assert.equal(notificationFor("download", ok, null).body, "2 files match their checksums.");
+  assert.equal(notificationFor("download", dl(10, "A", "completed", { preset_name: "Model A", files_total: 1 }), null).title, "Downloaded Model A");
 });
 
 test("mergeActivity dedupes and sorts newest first", () => {

@@ -313,6 +313,11 @@ func (h *history) StartDownload(_ context.Context, presetID string, filesTotal i
 	return model.DownloadRecord{ID: h.next, PresetID: presetID, Status: model.DownloadRunning, FilesTotal: filesTotal, StartedAt: time.Now()}, nil
 }
 
+// StartVerify is never called: the benchmark only installs.
+func (h *history) StartVerify(ctx context.Context, presetID string, filesTotal int) (model.DownloadRecord, error) {
+	return h.StartDownload(ctx, presetID, filesTotal)
+}
+
 func (h *history) FinishDownload(context.Context, int64, model.DownloadEnd) error {
 	return nil
 }

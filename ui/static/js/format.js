@@ -188,7 +188,8 @@ export function sentence(text) {
 // downloadStats is the line of figures under a download's progress bar, as
 // [{stat, text}]: bytes, then what it is doing (speed and ETA while bytes
 // arrive, "Verifying…" while the checksum catches up), the connections
-// when there is more than one, and the files.
+// when there is more than one, and the files. A verify hashes all along:
+// its speed and ETA are the hashing's.
 export function downloadStats(d) {
   const out = [];
   if (d.bytes_total > 0) {
@@ -197,7 +198,7 @@ export function downloadStats(d) {
     out.push({ stat: "bytes", text: formatBytes(d.bytes_done) });
   }
   if (d.status === "downloading") {
-    if (d.phase === "verifying") {
+    if (d.phase === "verifying" && d.kind !== "verify") {
       out.push({ stat: "phase", text: "Verifying…" });
     } else {
       out.push({ stat: "speed", text: formatSpeed(d.speed_bps) });

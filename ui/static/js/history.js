@@ -7,7 +7,7 @@ import { post } from "./api.js";
 import { Pager, PagedList } from "./pager.js";
 import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { formatBytes, formatDuration, formatRelative, formatDateTime, sentence } from "./format.js";
-import { historyRow, mergeHistory, retryable, FINISHED, tokenServiceFor } from "./state.js";
+import { historyRow, mergeHistory, retryable, badgeStatus, FINISHED, tokenServiceFor } from "./state.js";
 import { statusBadge, updateBadge } from "./views.js";
 
 const PAGE = 50;
@@ -90,6 +90,7 @@ function sizeText(r) {
 
 function rowView(first) {
   const name = h("span", { class: "hist-name" });
+  const kind = h("span", { class: "chip hist-kind", text: "Verify", title: "Checked the files in place against their checksums" });
   const id = h("span", { class: "hist-id mono" });
   const err = h("p", { class: "hist-err" });
   const rowMsg = h("p", { class: "msg", role: "status", "aria-live": "polite" });
@@ -102,7 +103,7 @@ function rowView(first) {
     "tr",
     { "data-id": first.id },
     h("td", { class: "hist-when", "data-label": "When" }, timeEl(first.started_at, formatRelative, formatDateTime)),
-    h("td", { class: "hist-preset", "data-label": "Preset" }, name, id, err, rowMsg),
+    h("td", { class: "hist-preset", "data-label": "Preset" }, name, kind, id, err, rowMsg),
     h("td", { "data-label": "Status" }, badge),
     files,
     size,
@@ -135,9 +136,11 @@ function rowView(first) {
     cur = r;
     tr.dataset.status = r.status;
     name.textContent = r.preset_name || r.preset_id;
+    kind.hidden = r.kind !== "verify";
+    tr.dataset.kind = r.kind || "install";
     id.textContent = r.preset_id;
     id.hidden = !r.preset_name || r.preset_name === r.preset_id;
-    updateBadge(badge, r.status);
+    updateBadge(badge, badgeStatus(r));
     const e = r.status === "failed" && r.error ? r.error : null;
     err.textContent = e ? sentence(e.message) : "";
     err.hidden = !e;

@@ -6,12 +6,29 @@ import { startWorkflowCheck } from "./workflow.js";
 import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { post } from "./api.js";
 import { formatBytes, formatRelative, formatDateTime, percent, sentence, downloadStats } from "./format.js";
-import { presetState, spaceShort, FINISHED, tokenServiceFor } from "./state.js";
+import { presetState, spaceShort, badgeStatus, corruptFiles, hasFilesInPlace, FINISHED, tokenServiceFor } from "./state.js";
 import { statusBadge, updateBadge, activityItem, emptyState } from "./views.js";
 import { PodPanel } from "./pod.js";
+import { RemoveModal } from "./remove.js";
 
 const { store, tokenModal, accessModal } = startShell();
 startWorkflowCheck(store, tokenModal);
+
+// presetName names a preset for a sentence, from the presets the page has.
+function presetName(id) {
+  const p = store.presets && store.presets.presets.find((x) => x.id === id);
+  return (p && p.name) || id;
+}
+
+const removeModal = new RemoveModal({
+  names: presetName,
+  done: (p, res) => {
+    const card = cards.get(p.id);
+    if (card) {
+      card.removed(res);
+    }
+  },
+});
 
 // ---------------------------------------------------------------- the pod
 
@@ -54,6 +71,7 @@ function renderQueue() {
 
 function downloadRow(first) {
   const name = h("span", { class: "dl-name" });
+  const kindChip = h("span", { class: "chip dl-kind", text: "Verify", title: "Checks the files in place against their checksums" });
   const badge = statusBadge(first.status);
   const fill = h("div", { class: "progress-fill" });
   const bar = h("div", { class: "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" }, fill);
@@ -66,20 +84,40 @@ function downloadRow(first) {
   const retryBtn = h("button", { type: "button", class: "btn btn-sm", "data-action": "retry" }, icon("refresh", "btn-icon"), "Retry");
   const tokenBtn = h("button", { type: "button", class: "btn btn-sm btn-primary", "data-action": "token" }, icon("key", "btn-icon"), "Add token");
   const licenceBtn = h("button", { type: "button", class: "btn btn-sm btn-primary", "data-action": "licence" }, "Accept licence");
+  const repairBtn = h("button", { type: "button", class: "btn btn-sm btn-primary", "data-action": "repair" }, icon("refresh", "btn-icon"), "Repair");
+  const note = h("p", { class: "dl-note small muted" });
   const msg = h("p", { class: "msg", role: "status", "aria-live": "polite" });
   const li = h(
     "li",
     { class: "dl", "data-id": first.id },
-    h("div", { class: "dl-head" }, name, badge),
+    h("div", { class: "dl-head" }, name, h("span", { class: "dl-tags" }, kindChip, badge)),
     h("div", { class: "dl-bar" }, bar, pct),
     stats,
     file,
     errBox,
-    h("div", { class: "dl-foot" }, when, h("div", { class: "actions" }, tokenBtn, licenceBtn, retryBtn, cancelBtn)),
+    note,
+    h("div", { class: "dl-foot" }, when, h("div", { class: "actions" }, tokenBtn, licenceBtn, repairBtn, retryBtn, cancelBtn)),
     msg,
   );
   let cur = first;
 
+  // Repair installs the preset again: its corrupt files count as missing,
+  // and each is replaced once a new copy has been verified.
+  repairBtn.addEventListener("click", async () => {
+    setMessage(msg, "");
+    const done = busy(repairBtn, "Starting…");
+    try {
+      await post(`/api/presets/${encodeURIComponent(cur.preset_id)}/install`);
+    } catch (e) {
+      if (e.code === "hf_token_required") {
+        tokenModal.open({ presetId: cur.preset_id, presetName: cur.preset_name, opener: repairBtn });
+      } else {
+        setMessage(msg, e.message);
+      }
+    } finally {
+      done();
+    }
+  });
   cancelBtn.addEventListener("click", async () => {
     setMessage(msg, "");
     const done = busy(cancelBtn, "Cancelling…");
@@ -112,9 +150,12 @@ function downloadRow(first) {
   function update(d) {
     cur = d;
     li.dataset.status = d.status;
+    const verify = d.kind === "verify";
+    li.dataset.kind = d.kind || "install";
     name.textContent = d.preset_name || d.preset_id;
+    kindChip.hidden = !verify;
     name.title = d.preset_id;
-    updateBadge(badge, d.status);
+    updateBadge(badge, badgeStatus(d));
 
     const finishedOK = d.status === "completed";
     const p = finishedOK ? 100 : percent(d.bytes_done, d.bytes_total);
@@ -139,20 +180,32 @@ function downloadRow(first) {
     const err = d.status === "failed" && d.error ? d.error : null;
     errBox.hidden = !err;
     if (err) {
-      errBox.replaceChildren(icon("alert", "notice-icon"), h("div", {}, h("p", { class: "notice-title", text: errorTitle(err.code) }), h("p", { text: sentence(err.message) })));
+      const title = verify && err.code === "checksum_mismatch" ? "Corrupt files found" : errorTitle(err.code);
+      errBox.replaceChildren(icon("alert", "notice-icon"), h("div", {}, h("p", { class: "notice-title", text: title }), h("p", { text: sentence(err.message) })));
     }
+    // What a verify could not check: nothing states a checksum for it.
+    const unchecked = verify && FINISHED.has(d.status) ? d.unverifiable || [] : [];
+    note.hidden = unchecked.length === 0;
+    note.textContent = unchecked.length
+      ? `No known checksum, so not checked: ${unchecked.join(", ")}. Add sha256 to the preset to check ${unchecked.length === 1 ? "it" : "them"}.`
+      : "";
 
     const finished = FINISHED.has(d.status);
     if (finished && d.completed_at) {
-      const verb = d.status === "completed" ? "Finished" : d.status === "failed" ? "Failed" : "Cancelled";
+      const verb = d.status === "completed" ? (verify ? "Verified" : "Finished") : d.status === "failed" ? "Failed" : "Cancelled";
       when.replaceChildren(`${verb} `, timeEl(d.completed_at, formatRelative, formatDateTime));
     } else if (d.started_at) {
       when.replaceChildren(d.status === "downloading" ? "Started " : "Queued ", timeEl(d.started_at, formatRelative, formatDateTime));
     }
     cancelBtn.hidden = finished;
-    retryBtn.hidden = !(d.status === "failed" || d.status === "cancelled");
-    tokenBtn.hidden = !(err && tokenServiceFor(err.code));
+    // A verify that found corrupt files is mended by Repair, not by
+    // checking the same files again.
+    const repair = verify && err && err.code === "checksum_mismatch";
+    retryBtn.hidden = !(d.status === "failed" || d.status === "cancelled") || repair;
+    tokenBtn.hidden = !(err && tokenServiceFor(err.code)) || verify; // a verify: set the token, then Retry
     licenceBtn.hidden = !(err && err.code === "hf_access_denied");
+    repairBtn.hidden = !repair;
+    repairBtn.setAttribute("aria-label", `Repair ${d.preset_name || d.preset_id}`);
   }
   return { li, update };
 }
@@ -244,7 +297,7 @@ function matches(p, state) {
   }
   const want = stateSelect.value;
   if (want === "active") {
-    return state === "queued" || state === "downloading";
+    return state === "queued" || state === "downloading" || state === "verifying";
   }
   return !want || state === want;
 }
@@ -323,23 +376,26 @@ function presetCard(first) {
   const nameEl = h("h4", { class: "preset-name" });
   const idEl = h("span", { class: "preset-id mono" });
   const badge = statusBadge(first.status);
+  const corruptBadge = statusBadge("corrupt", "preset-corrupt");
   const desc = h("p", { class: "preset-desc" });
   const meta = h("div", { class: "preset-meta" });
   const filesSummary = h("summary");
   const filesList = h("ul");
   const files = h("details", { class: "preset-files" }, filesSummary, filesList);
   const btn = h("button", { type: "button", class: "btn btn-primary btn-sm", "data-action": "install" });
+  const verifyBtn = h("button", { type: "button", class: "btn btn-sm", "data-action": "verify" }, icon("check", "btn-icon"), "Verify");
+  const removeBtn = h("button", { type: "button", class: "btn btn-sm btn-danger", "data-action": "remove" }, icon("trash", "btn-icon"), "Remove");
   const warnText = h("span");
   const warn = h("p", { class: "preset-warn", id: `space-${first.id}`, hidden: true }, icon("alert", "preset-warn-icon"), warnText);
   const msg = h("p", { class: "msg", role: "status", "aria-live": "polite" });
   const li = h(
     "li",
     { class: "preset", "data-id": first.id },
-    h("div", { class: "preset-head" }, h("div", {}, nameEl, idEl), badge),
+    h("div", { class: "preset-head" }, h("div", {}, nameEl, idEl), h("div", { class: "preset-badges" }, badge, corruptBadge)),
     desc,
     meta,
     warn,
-    h("div", { class: "preset-foot" }, files, btn),
+    h("div", { class: "preset-foot" }, files, h("div", { class: "actions preset-actions" }, verifyBtn, removeBtn, btn)),
     msg,
   );
   let cur = first;
@@ -381,6 +437,39 @@ function presetCard(first) {
     }
   });
 
+  verifyBtn.addEventListener("click", async () => {
+    setMessage(msg, "");
+    const done = busy(verifyBtn, "Starting…");
+    try {
+      await post(`/api/presets/${encodeURIComponent(cur.id)}/verify`); // the queue shows it
+    } catch (e) {
+      setMessage(msg, e.message, e.code === "already_queued" ? "info" : "error");
+    } finally {
+      done();
+      renderPresets();
+    }
+  });
+
+  removeBtn.addEventListener("click", () => {
+    setMessage(msg, "");
+    removeModal.open(cur, removeBtn);
+  });
+
+  // removed says what an uninstall from this card did; the presets frame
+  // brings the new state.
+  function removed(res) {
+    const kept = (res.kept || []).length;
+    let text = res.freed_bytes > 0 ? `Removed: ${formatBytes(res.freed_bytes)} freed.` : "Removed.";
+    if (kept) {
+      text += ` ${kept === 1 ? "1 shared file stays" : `${kept} shared files stay`} for other presets.`;
+    }
+    if ((res.failed || []).length) {
+      setMessage(msg, `${text} Could not remove: ${res.failed.map((f) => f.message).join("; ")}`);
+    } else {
+      setMessage(msg, text, "success");
+    }
+  }
+
   function update(p, state) {
     cur = p;
     curState = state;
@@ -388,6 +477,10 @@ function presetCard(first) {
     nameEl.textContent = p.name || p.id;
     idEl.textContent = p.id;
     updateBadge(badge, state);
+    const corrupt = corruptFiles(p);
+    li.dataset.corrupt = corrupt.length ? "true" : "false";
+    corruptBadge.hidden = corrupt.length === 0;
+    corruptBadge.title = corrupt.length ? `Corrupt: ${corrupt.map((f) => f.path).join(", ")}` : "";
     desc.textContent = p.description || "";
     desc.hidden = !p.description;
     const size = p.size_bytes > 0 ? formatBytes(p.size_bytes) : p.download_size || "";
@@ -404,32 +497,62 @@ function presetCard(first) {
     if (have && have < fl.length) {
       filesSummary.textContent += ` · ${have} installed`;
     }
+    if (corrupt.length) {
+      filesSummary.textContent += ` · ${corrupt.length} corrupt`;
+    }
     filesList.replaceChildren(
       ...fl.map((f) =>
         h(
           "li",
-          {},
+          { "data-corrupt": f.corrupt ? "true" : null },
           h("span", { class: "path mono", title: f.path, text: f.path }),
-          h("span", { class: f.installed ? "ok" : "" }, f.installed ? "✓ " : "", f.size_bytes > 0 ? formatBytes(f.size_bytes) : ""),
+          f.corrupt
+            ? h("span", { class: "badge", "data-tone": "danger", "data-status": "corrupt", title: "A verify found this file does not match its checksum" }, "corrupt")
+            : h("span", { class: f.installed ? "ok" : "" }, f.installed ? "✓ " : "", f.size_bytes > 0 ? formatBytes(f.size_bytes) : ""),
         ),
       ),
     );
+    // Open the list when something in it is wrong, so the badge is seen.
+    if (corrupt.length && !files.dataset.shownCorrupt) {
+      files.open = true;
+      files.dataset.shownCorrupt = "1";
+    } else if (!corrupt.length) {
+      delete files.dataset.shownCorrupt;
+    }
     const labels = {
       missing: "Install",
-      partial: "Install missing",
+      partial: corrupt.length ? "Repair" : "Install missing",
       queued: "Queued",
       downloading: "Downloading…",
+      verifying: "Verifying…",
     };
+    const label = labels[state] || "Install";
+    const working = state === "queued" || state === "downloading" || state === "verifying";
     if (!btn.hasAttribute("aria-busy")) {
       btn.hidden = state === "installed";
-      btn.disabled = state === "queued" || state === "downloading";
+      btn.disabled = working;
       btn.classList.toggle("btn-primary", !btn.disabled);
-      btn.replaceChildren(...(state === "missing" || state === "partial" ? [icon("download", "btn-icon")] : []), labels[state] || "Install");
-      btn.setAttribute("aria-label", `${labels[state] || "Install"}: ${p.name || p.id}`);
+      btn.toggleAttribute("data-repair", corrupt.length > 0);
+      const ic = state === "partial" && corrupt.length ? "refresh" : "download";
+      btn.replaceChildren(...(state === "missing" || state === "partial" ? [icon(ic, "btn-icon")] : []), label);
+      btn.setAttribute("aria-label", `${label}: ${p.name || p.id}`);
+    }
+    const inPlace = hasFilesInPlace(p);
+    const focused = document.activeElement;
+    if (!verifyBtn.hasAttribute("aria-busy")) {
+      verifyBtn.hidden = working || !inPlace;
+      verifyBtn.setAttribute("aria-label", `Verify: ${p.name || p.id}`);
+    }
+    removeBtn.hidden = working || !(inPlace || state === "partial");
+    removeBtn.setAttribute("aria-label", `Remove: ${p.name || p.id}`);
+    // A button that had the focus and went away (Remove, once the files
+    // are gone) hands it to the card's main button rather than the page.
+    if ((focused === removeBtn || focused === verifyBtn) && focused.hidden && !btn.hidden) {
+      btn.focus();
     }
     space();
   }
-  return { li, update, space };
+  return { li, update, space, removed };
 }
 
 // showSystem updates the pod panel and the presets' space warnings.

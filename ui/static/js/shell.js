@@ -122,6 +122,11 @@ export function applyMode(mode) {
 // promptOnFailure opens the right prompt when a download has just failed
 // for want of a token or a licence; an old failure in a snapshot does not.
 function promptOnFailure(d, prev, tokenModal, accessModal) {
+  // A verify that needs a token is retried once one is set in Settings: the
+  // prompt's Save & Download would install the preset rather than verify it.
+  if (d.kind === "verify" && d.error && String(d.error.code).endsWith("_token_required")) {
+    return;
+  }
   if (d.status !== "failed" || !d.error || (prev && prev.status === "failed")) {
     return;
   }

@@ -137,12 +137,14 @@ export class Store {
     return visibleDownloads([...this.downloads.values()]);
   }
 
-  // activeByPreset maps a preset id to the status of its queued or running download.
+  // activeByPreset maps a preset id to the status of its queued or running
+  // download: "queued" or "downloading", or "verifying" for a verify (queued
+  // or running), which leaves the files as they are.
   activeByPreset() {
     const m = new Map();
     for (const d of this.downloads.values()) {
       if (ACTIVE.has(d.status)) {
-        m.set(d.preset_id, d.status);
+        m.set(d.preset_id, d.kind === "verify" ? "verifying" : d.status);
       }
     }
     return m;
@@ -200,6 +202,31 @@ export function visibleDownloads(list) {
 // wins over the state the presets list reported.
 export function presetState(preset, active) {
   return active.get(preset.id) || preset.status;
+}
+
+// badgeStatus is the word a download's badge shows: a verify reads
+// "Verifying" while it runs and "Verified" when it passed.
+export function badgeStatus(d) {
+  if (d && d.kind === "verify") {
+    if (d.status === "downloading") {
+      return "verifying";
+    }
+    if (d.status === "completed") {
+      return "verified";
+    }
+  }
+  return d ? d.status : "";
+}
+
+// corruptFiles are the preset's files a verify found corrupt.
+export function corruptFiles(preset) {
+  return ((preset && preset.files) || []).filter((f) => f.corrupt);
+}
+
+// hasFilesInPlace says whether a preset has anything a verify could check
+// or an uninstall remove: a file installed or found corrupt.
+export function hasFilesInPlace(preset) {
+  return ((preset && preset.files) || []).some((f) => f.installed || f.corrupt);
 }
 
 // modelPage finds the HuggingFace page in an hf_access_denied message.
@@ -271,6 +298,7 @@ export function historyRow(d) {
     id: d.id,
     preset_id: d.preset_id,
     preset_name: d.preset_name || d.preset_id,
+    kind: d.kind || "install",
     status: d.status,
     error: d.status === "failed" && d.error ? d.error : null,
     files_completed: d.files_completed,
@@ -322,9 +350,15 @@ export function notificationFor(type, data, prev) {
       return null;
     }
     const name = data.preset_name || data.preset_id;
-    const titles = { completed: `Downloaded ${name}`, failed: `Download failed: ${name}`, cancelled: `Download cancelled: ${name}` };
+    const verify = data.kind === "verify";
+    const titles = verify
+      ? { completed: `Verified ${name}`, failed: `Verify failed: ${name}`, cancelled: `Verify cancelled: ${name}` }
+      : { completed: `Downloaded ${name}`, failed: `Download failed: ${name}`, cancelled: `Download cancelled: ${name}` };
     let body = "";
-    if (data.status === "completed") {
+    if (data.status === "completed" && verify) {
+      const n = data.files_total - ((data.unverifiable && data.unverifiable.length) || 0);
+      body = n === 1 ? "1 file matches its checksum." : `${n} files match their checksums.`;
+    } else if (data.status === "completed") {
       body = data.files_total === 1 ? "1 file is in place." : `${data.files_total} files are in place.`;
     } else if (data.status === "failed" && data.error) {
       body = data.error.message || "";

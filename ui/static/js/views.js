@@ -6,7 +6,10 @@ import { formatRelative, formatDateTime, formatBytes, formatDuration, sentence }
 const TONES = {
   installed: "success",
   completed: "success",
+  verified: "success",
   downloading: "info",
+  verifying: "info",
+  corrupt: "danger",
   started: "info",
   queued: "accent",
   partial: "warning",
@@ -18,7 +21,10 @@ const TONES = {
 const LABELS = {
   installed: "Installed",
   completed: "Completed",
+  verified: "Verified",
   downloading: "Downloading",
+  verifying: "Verifying",
+  corrupt: "Corrupt",
   started: "Started",
   queued: "Queued",
   partial: "Partly installed",
@@ -89,6 +95,13 @@ const KEY_LABELS = {
   files_total: "Files in preset",
   bytes: "Downloaded",
   duration_seconds: "Took",
+  freed_bytes: "Freed",
+  deleted: "Removed",
+  kept: "Kept (shared)",
+  verified: "Verified",
+  corrupt: "Corrupt",
+  unverifiable: "No known checksum",
+  kind: "Kind",
   prompt_id: "Prompt",
   workflow: "Workflow",
   images: "Images",
@@ -100,13 +113,19 @@ const KEY_LABELS = {
 // read well; unknown keys are shown as they are.
 function detailRows(d) {
   const rows = [];
+  // A verify's bytes were read and hashed, not downloaded.
+  const labels = d.kind === "verify" ? { ...KEY_LABELS, bytes: "Checked" } : KEY_LABELS;
   for (const [k, v] of Object.entries(d)) {
     if (v === null || v === undefined || v === "") {
       continue;
     }
     let text;
-    if (k === "bytes" && typeof v === "number") {
+    if ((k === "bytes" || k === "freed_bytes") && typeof v === "number") {
       text = formatBytes(v);
+    } else if (k === "kept" && Array.isArray(v)) {
+      text = v.map((f) => (f && typeof f === "object" ? `${f.path} (used by ${(f.used_by || []).join(", ")})` : String(f))).join(", ");
+    } else if (Array.isArray(v) && v.every((x) => typeof x === "string")) {
+      text = v.join(", ");
     } else if (k === "duration_seconds" && typeof v === "number") {
       text = formatDuration(v);
     } else if (k === "error" && typeof v === "object") {
@@ -119,7 +138,7 @@ function detailRows(d) {
       text = String(v);
     }
     if (text) {
-      rows.push([KEY_LABELS[k] || k.replace(/_/g, " "), text]);
+      rows.push([labels[k] || k.replace(/_/g, " "), text]);
     }
   }
   return rows;
