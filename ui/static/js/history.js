@@ -129,6 +129,8 @@ function rowView(first) {
       }
     } finally {
       done();
+      // Frames that arrived while the button was busy left it as it was.
+      update(cur);
     }
   });
 
