@@ -226,28 +226,34 @@ func (m *Manager) enqueue(ctx context.Context, p Preset) (Download, error) {
 	if err != nil {
 		return Download{}, fmt.Errorf("record download of %q: %w", id, err)
 	}
-	started := rec.StartedAt
-	if started.IsZero() {
-		started = m.cfg.Now()
-	}
-	d := &download{
-		id:             rec.ID,
-		kind:           model.KindInstall,
-		preset:         p,
-		done:           make(chan struct{}),
-		status:         model.DownloadQueued,
-		filesTotal:     len(p.Files),
-		filesCompleted: installed,
-		startedAt:      started.UTC(),
-	}
-	d.bytesTotal.Store(bytesTotal)
-	d.eta.Store(-1)
+	d := m.newDownload(rec, model.KindInstall, p, len(p.Files), installed, bytesTotal)
 
 	m.log.Info("download queued", "download_id", d.id, "preset_id", id, "files_missing", len(missing))
 	snap := m.add(d)
 	m.publishPresets()
 	m.notify()
 	return snap, nil
+}
+
+// newDownload is the live state of a download just recorded as rec.
+func (m *Manager) newDownload(rec model.DownloadRecord, kind model.DownloadKind, p Preset, filesTotal, filesCompleted int, bytesTotal int64) *download {
+	started := rec.StartedAt
+	if started.IsZero() {
+		started = m.cfg.Now()
+	}
+	d := &download{
+		id:             rec.ID,
+		kind:           kind,
+		preset:         p,
+		done:           make(chan struct{}),
+		status:         model.DownloadQueued,
+		filesTotal:     filesTotal,
+		filesCompleted: filesCompleted,
+		startedAt:      started.UTC(),
+	}
+	d.bytesTotal.Store(bytesTotal)
+	d.eta.Store(-1)
+	return d
 }
 
 // add puts a new download in the live list and at the end of the queue.

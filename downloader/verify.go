@@ -151,21 +151,7 @@ func (m *Manager) Verify(ctx context.Context, id string) (Download, error) {
 	if err != nil {
 		return Download{}, fmt.Errorf("record verify of %q: %w", id, err)
 	}
-	started := rec.StartedAt
-	if started.IsZero() {
-		started = m.cfg.Now()
-	}
-	d := &download{
-		id:         rec.ID,
-		kind:       model.KindVerify,
-		preset:     p,
-		done:       make(chan struct{}),
-		status:     model.DownloadQueued,
-		filesTotal: len(files),
-		startedAt:  started.UTC(),
-	}
-	d.bytesTotal.Store(size)
-	d.eta.Store(-1)
+	d := m.newDownload(rec, model.KindVerify, p, len(files), 0, size)
 	m.log.Info("verify queued", "download_id", d.id, "preset_id", id, "files", len(files))
 	snap := m.add(d)
 	m.notify()

@@ -3,12 +3,11 @@
 // download frames, with Retry on failed and cancelled downloads.
 
 import { startShell } from "./shell.js";
-import { post } from "./api.js";
 import { Pager, PagedList } from "./pager.js";
-import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
+import { h, icon, reconcile, timeEl } from "./dom.js";
 import { formatBytes, formatDuration, formatRelative, formatDateTime, sentence } from "./format.js";
-import { historyRow, mergeHistory, retryable, badgeStatus, FINISHED, tokenServiceFor } from "./state.js";
-import { statusBadge, updateBadge } from "./views.js";
+import { historyRow, mergeHistory, retryable, badgeStatus, FINISHED } from "./state.js";
+import { statusBadge, updateBadge, retryDownload } from "./views.js";
 
 const PAGE = 50;
 
@@ -113,25 +112,9 @@ function rowView(first) {
   let cur = first;
 
   retryBtn.addEventListener("click", async () => {
-    setMessage(rowMsg, "");
-    const done = busy(retryBtn, "Retrying…");
-    try {
-      await post(`/api/downloads/${cur.id}/retry`); // the new download arrives as a frame
-    } catch (e) {
-      if (tokenServiceFor(e.code)) {
-        tokenModal.open({ service: tokenServiceFor(e.code), presetId: cur.preset_id, presetName: cur.preset_name, opener: retryBtn });
-      } else if (e.code === "already_installed") {
-        setMessage(rowMsg, "Every file of this preset is in place now.", "info");
-      } else if (e.code === "already_queued") {
-        setMessage(rowMsg, "It is already in the queue.", "info");
-      } else {
-        setMessage(rowMsg, e.message);
-      }
-    } finally {
-      done();
-      // Frames that arrived while the button was busy left it as it was.
-      update(cur);
-    }
+    await retryDownload(cur, { button: retryBtn, msg: rowMsg, tokenModal });
+    // Frames that arrived while the button was busy left it as it was.
+    update(cur);
   });
 
   function update(r) {

@@ -7,7 +7,7 @@ import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { post } from "./api.js";
 import { formatBytes, formatRelative, formatDateTime, percent, sentence, downloadStats } from "./format.js";
 import { presetState, spaceShort, badgeStatus, corruptFiles, hasFilesInPlace, FINISHED, tokenServiceFor } from "./state.js";
-import { statusBadge, updateBadge, activityItem, emptyState } from "./views.js";
+import { statusBadge, updateBadge, activityItem, emptyState, retryDownload } from "./views.js";
 import { PodPanel } from "./pod.js";
 import { RemoveModal } from "./remove.js";
 
@@ -129,21 +129,7 @@ function downloadRow(first) {
       done();
     }
   });
-  retryBtn.addEventListener("click", async () => {
-    setMessage(msg, "");
-    const done = busy(retryBtn, "Retrying…");
-    try {
-      await post(`/api/downloads/${cur.id}/retry`); // the new download arrives as a frame
-    } catch (e) {
-      if (tokenServiceFor(e.code)) {
-        tokenModal.open({ service: tokenServiceFor(e.code), presetId: cur.preset_id, presetName: cur.preset_name, opener: retryBtn });
-      } else {
-        setMessage(msg, e.message);
-      }
-    } finally {
-      done();
-    }
-  });
+  retryBtn.addEventListener("click", () => retryDownload(cur, { button: retryBtn, msg, tokenModal }));
   tokenBtn.addEventListener("click", () => tokenModal.openFor(cur, tokenBtn));
   licenceBtn.addEventListener("click", () => accessModal.open(cur, licenceBtn));
 

@@ -1,6 +1,9 @@
-// Renderers shared by the pages: status badges, activity rows, empty states.
+// Renderers shared by the pages: status badges, activity rows, empty states,
+// and the Retry every download row offers.
 
-import { h, icon, timeEl } from "./dom.js";
+import { h, icon, timeEl, setMessage, busy } from "./dom.js";
+import { post } from "./api.js";
+import { tokenServiceFor } from "./state.js";
 import { formatRelative, formatDateTime, formatBytes, formatDuration, sentence } from "./format.js";
 
 const TONES = {
@@ -146,4 +149,28 @@ function detailRows(d) {
 
 export function emptyState(iconName, title, text, id) {
   return h("div", { class: "empty", id }, icon(iconName, "empty-icon"), h("strong", { text: title }), text ? h("p", { text }) : null);
+}
+
+// retryDownload retries download d from its row's button: the new download
+// arrives as a frame; a missing token opens the token prompt; what is
+// already queued or in place is said, not treated as a failure.
+export async function retryDownload(d, { button, msg, tokenModal }) {
+  setMessage(msg, "");
+  const done = busy(button, "Retrying…");
+  try {
+    await post(`/api/downloads/${d.id}/retry`);
+  } catch (e) {
+    const service = tokenServiceFor(e.code);
+    if (service) {
+      tokenModal.open({ service, presetId: d.preset_id, presetName: d.preset_name, opener: button });
+    } else if (e.code === "already_installed") {
+      setMessage(msg, "Every file of this preset is in place now.", "info");
+    } else if (e.code === "already_queued") {
+      setMessage(msg, "It is already in the queue.", "info");
+    } else {
+      setMessage(msg, e.message);
+    }
+  } finally {
+    done();
+  }
 }
