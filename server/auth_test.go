@@ -279,6 +279,29 @@ func TestLockoutIsPerClientBehindTheProxy(t *testing.T) {
 	}
 }
 
+// A proxy that adds its own X-Forwarded-For line after the client's (as
+// HAProxy does) must not let the client's line pick the lockout key.
+func TestLockoutReadsEveryForwardedForLine(t *testing.T) {
+	e := start(t, options{password: password, sessionKey: key, trustedProxies: "127.0.0.1, ::1"})
+	locked := 0
+	for i := 0; i < 30; i++ {
+		req, _ := http.NewRequest("POST", e.URL+"/api/login", strings.NewReader(`{"password":"wrong"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header["X-Forwarded-For"] = []string{"198.51.100." + itoa(int64(i)), "203.0.113.7"}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			locked++
+		}
+	}
+	if locked != 25 {
+		t.Fatalf("%d of 30 guesses were refused with 429, want 25: the client's own line chose its key", locked)
+	}
+}
+
 func TestLogoutEndsTheSessionEverywhere(t *testing.T) {
 	e := start(t, options{password: password, sessionKey: key})
 	_, cookie := login(t, e, password, nil)

@@ -64,7 +64,11 @@ func (s *Server) sameOrigin(c *fiber.Ctx) bool {
 	}
 	names := []string{c.Get(fiber.HeaderHost)}
 	if s.fromTrustedProxy(c) {
-		names = append(names, strings.TrimSpace(strings.Split(c.Get(fiber.HeaderXForwardedHost), ",")[0]))
+		// The first proxy saw the browser's name; checkHost has allowed
+		// every entry already.
+		if fwd := forwarded(c, fiber.HeaderXForwardedHost); len(fwd) > 0 {
+			names = append(names, fwd[0])
+		}
 	}
 	for _, h := range names {
 		if h != "" && strings.EqualFold(hostWithPort(u.Host, u.Scheme), hostWithPort(h, u.Scheme)) {

@@ -16,18 +16,28 @@ const runpodProxy = ".proxy.runpod.net"
 // checkHost answers only requests sent to a name the dashboard is known by.
 // A page on another site whose name has been pointed at the pod (DNS
 // rebinding) is same-origin with itself, so the Origin check cannot see it;
-// its Host header still names the other site.
+// its Host header still names the other site. The Host header is always
+// checked; through a trusted proxy, every X-Forwarded-Host entry is too,
+// never instead of it: a page can set that header itself, and a proxy may
+// pass the page's value on.
 func (s *Server) checkHost(c *fiber.Ctx) error {
-	name := string(c.Request().Host())
+	names := []string{string(c.Request().Host())}
 	if s.fromTrustedProxy(c) {
-		if fwd := c.Get(fiber.HeaderXForwardedHost); fwd != "" {
-			name, _, _ = strings.Cut(fwd, ",") // the first proxy saw the browser's name
+		names = append(names, forwarded(c, fiber.HeaderXForwardedHost)...)
+	}
+	for i, name := range names {
+		host := hostOnly(name)
+		if host == "" && i > 0 {
+			continue // an empty entry names nobody
+		}
+		if !s.hostAllowed(host) {
+			return s.unknownHost(c, host)
 		}
 	}
-	host := hostOnly(name)
-	if s.hostAllowed(host) {
-		return c.Next()
-	}
+	return c.Next()
+}
+
+func (s *Server) unknownHost(c *fiber.Ctx, host string) error {
 	s.log.Warn("refused a request for an unknown host", "host", shorten(host, 100), "path", c.Path())
 	return model.Errorf(model.CodeUnknownHost,
 		"This dashboard does not answer to the name %q. If that is its address, add the name to DASHBOARD_ALLOWED_HOSTS (or --allowed-hosts), comma-separated, and restart it.",

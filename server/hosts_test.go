@@ -111,6 +111,47 @@ func TestForwardedHostFromTrustedProxy(t *testing.T) {
 	}
 }
 
+// A rebinding page can set X-Forwarded-Host itself (no preflight needed),
+// and a local proxy or a port forward puts it behind a trusted address: the
+// header names an allowed host, the Host header the attacker's. Both must
+// be allowed, or the page clears the activity log.
+func TestForwardedHostNeverStandsInForHost(t *testing.T) {
+	e := start(t, options{trustedProxies: "127.0.0.1, ::1"})
+	if status, raw := e.call(t, "POST", "/api/activity", `{"type":"error","status":"failed","title":"keep me"}`, nil); status != 201 {
+		t.Fatalf("seed activity: %d %s", status, raw)
+	}
+	for _, xfh := range [][]string{{"localhost"}, {"localhost, evil.example"}, {"localhost", "evil.example"}, {"evil.example", "localhost"}} {
+		req, _ := http.NewRequest("POST", e.URL+"/api/activity/clear", nil)
+		req.Host = "evil.example"
+		req.Header.Set("Origin", "http://evil.example")
+		req.Header["X-Forwarded-Host"] = xfh
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMisdirectedRequest {
+			t.Errorf("Host evil.example with X-Forwarded-Host %q from a trusted peer: %d, want 421", xfh, resp.StatusCode)
+		}
+	}
+	// A good Host with a foreign name on any forwarded line is refused too.
+	req, _ := http.NewRequest("GET", e.URL+"/api/settings", nil)
+	req.Header["X-Forwarded-Host"] = []string{"localhost", "evil.example"}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("a foreign name on a second X-Forwarded-Host line: %d, want 421", resp.StatusCode)
+	}
+	var list struct{ Activity []model.Activity }
+	e.call(t, "GET", "/api/activity", "", &list)
+	if len(list.Activity) != 1 {
+		t.Fatalf("activity was cleared through a forwarded name: %+v", list.Activity)
+	}
+}
+
 // 30 wrong passwords, each claiming another X-Forwarded-For, from a peer that
 // is not a trusted proxy: the header is ignored, so the peer is locked out.
 func TestForgedForwardedForDoesNotDodgeLockout(t *testing.T) {

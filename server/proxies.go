@@ -73,7 +73,7 @@ func (s *Server) clientAddr(c *fiber.Ctx) netip.Addr {
 	if !a.IsValid() || !s.trusted(a) {
 		return a
 	}
-	hops := strings.Split(c.Get(fiber.HeaderXForwardedFor), ",")
+	hops := forwarded(c, fiber.HeaderXForwardedFor)
 	for i := len(hops) - 1; i >= 0; i-- {
 		h := strings.TrimSpace(hops[i])
 		if h == "" {
@@ -89,6 +89,20 @@ func (s *Server) clientAddr(c *fiber.Ctx) netip.Addr {
 		}
 	}
 	return a
+}
+
+// forwarded is every entry of an X-Forwarded-* header in the order the hops
+// wrote them. A proxy may add its own header line instead of extending the
+// client's, so every line counts, not only the first: the client's forged
+// line would otherwise stand where the proxy's entry belongs.
+func forwarded(c *fiber.Ctx, name string) []string {
+	var out []string
+	for _, line := range c.Request().Header.PeekAll(name) {
+		for _, e := range strings.Split(string(line), ",") {
+			out = append(out, strings.TrimSpace(e))
+		}
+	}
+	return out
 }
 
 // clientKey names the client for the wrong-password count and the
