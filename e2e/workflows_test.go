@@ -34,7 +34,7 @@ func TestDropAWorkflowAndInstallWhatIsMissing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}})
-	wf, err := os.ReadFile("testdata/01_get_started_text_to_image.json")
+	wf, err := os.ReadFile("../workflows/testdata/01_get_started_text_to_image.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func TestWorkflowAnalyze(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := start(t, options{presets: workflowPresets, modelsDir: models})
-	wf, err := os.ReadFile("testdata/01_get_started_text_to_image.json")
+	wf, err := os.ReadFile("../workflows/testdata/01_get_started_text_to_image.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestWorkflowInstallFlow(t *testing.T) {
 	}
 	c := e.dial(t, nil)
 	c.next(t, "snapshot", 2*time.Second)
-	wf, err := os.ReadFile("testdata/01_get_started_text_to_image.json")
+	wf, err := os.ReadFile("../workflows/testdata/01_get_started_text_to_image.json")
 	if err != nil {
 		t.Fatal(err)
 	}
