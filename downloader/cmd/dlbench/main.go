@@ -36,6 +36,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,6 +216,7 @@ func fetch(args []string) error {
 	conns := fs.Int("connections", downloader.DefaultConnections, "connections per file")
 	dir := fs.String("dir", "", "folder to work in (default: a new temporary folder, removed after)")
 	verbose := fs.Bool("v", false, "log the downloader's debug lines to stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the download to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -251,6 +253,17 @@ func fetch(args []string) error {
 	defer cancel()
 	stopped := make(chan struct{})
 	go func() { m.Run(ctx); close(stopped) }()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var before, after syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
 	began := time.Now()
