@@ -216,7 +216,15 @@ func (m *Manager) civitaiVersion(ctx context.Context, id int64) (civitaiVersion,
 		return civitaiVersion{}, fmt.Errorf("ask civitai about model version %d: %w", id, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return civitaiVersion{}, model.Errorf(model.CodeCivitaiTokenRequired,
+			"Civitai refused the Civitai token in use (401) when asked about model version %d; it may have been revoked. Set a valid Civitai token in Settings and retry.", id)
+	case http.StatusForbidden:
+		return civitaiVersion{}, model.Errorf(model.CodeCivitaiAccessDenied,
+			"Civitai refused to describe model version %d (403): it may be in early access, or its creator does not allow it for your account.", id)
+	default:
 		return civitaiVersion{}, fmt.Errorf("civitai answered %s about model version %d", resp.Status, id)
 	}
 	var v civitaiVersion

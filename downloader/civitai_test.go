@@ -469,6 +469,28 @@ func TestCivitaiRevokedToken(t *testing.T) {
 	}
 }
 
+// A verify that asks Civitai for the checksum with a revoked token says a
+// token is needed, so the UI offers to set one, not that the network failed.
+func TestCivitaiVerifyWithRevokedToken(t *testing.T) {
+	f := newFakeCivitai(t)
+	data := randomBytes(1<<20, 96)
+	f.add(t, 112, &fakeVersion{files: []*fakeCivFile{{name: "v.safetensors", typ: "Model", primary: true, data: data}}})
+	e := newCivitaiEnv(t, f, civitaiPreset("V", "loras/v.safetensors", "https://civitai.com/api/download/models/112", ""), "civ_revoked_0000000000000", 1, 0)
+	if err := os.MkdirAll(filepath.Join(e.models, "loras"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.models, "loras/v.safetensors"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := e.wait(e.verify("V").ID)
+	if d.Status != model.DownloadFailed || d.Error == nil || d.Error.Code != model.CodeCivitaiTokenRequired {
+		t.Fatalf("verify with a revoked token = %+v %+v", d, d.Error)
+	}
+	if strings.Contains(e.logs.String(), "civ_revoked") || strings.Contains(d.Error.Message, "civ_revoked") {
+		t.Error("the token reached the log or the error")
+	}
+}
+
 // Early access: Civitai answers 403 even with a good token.
 func TestCivitaiEarlyAccess(t *testing.T) {
 	f := newFakeCivitai(t)
