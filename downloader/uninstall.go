@@ -124,7 +124,7 @@ func (m *Manager) Uninstall(ctx context.Context, id string, dryRun bool) (Uninst
 		if ok, corrupt := m.fileState(f); !ok && !corrupt {
 			continue // not this preset's file (or none)
 		}
-		if users := m.usersOf(f.Path, others); len(users) > 0 {
+		if users := m.usersOf(root, f.Path, st, others); len(users) > 0 {
 			res.Kept = append(res.Kept, KeptFile{Path: f.Path, UsedBy: users})
 			continue
 		}
@@ -192,12 +192,22 @@ func (m *Manager) Uninstall(ctx context.Context, id string, dryRun bool) (Uninst
 }
 
 // usersOf lists the presets, among others, that have the file at path
-// installed (a corrupt file is nobody's).
-func (m *Manager) usersOf(path string, others []Preset) []string {
+// installed (a corrupt file is nobody's). st is path's own entry (Lstat).
+// Another preset uses the file when it lists the same path, or, when the
+// entry is the file itself and not a link, a path that reaches the same
+// file: ComfyUI's alias folders (clip → text_encoders, unet →
+// diffusion_models) are often links inside the models folder.
+func (m *Manager) usersOf(root *os.Root, path string, st fs.FileInfo, others []Preset) []string {
 	var ids []string
 	for _, o := range others {
 		for _, f := range o.Files {
-			if f.Path == path && m.installed(f) {
+			same := f.Path == path
+			if !same && st.Mode().IsRegular() {
+				if ot, err := root.Stat(f.Path); err == nil {
+					same = os.SameFile(st, ot)
+				}
+			}
+			if same && m.installed(f) {
 				ids = append(ids, o.ID)
 				break
 			}

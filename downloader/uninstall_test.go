@@ -266,3 +266,39 @@ func TestUninstallRemovesALinkNotItsTarget(t *testing.T) {
 		t.Error("the link's target was removed")
 	}
 }
+
+// ComfyUI's alias folders are often links inside the models folder (clip →
+// text_encoders): a preset listing clip/x uses the file another lists as
+// text_encoders/x, so removing the other keeps it.
+func TestUninstallKeepsAFileAnotherPresetReachesThroughAnAliasFolder(t *testing.T) {
+	yml := "presets:\n" +
+		"  FLUX:\n    name: FLUX\n    files:\n    - {path: text_encoders/clip_l.bin, url: \"http://127.0.0.1:1/c.bin\"}\n    - {path: vae/ae.bin, url: \"http://127.0.0.1:1/ae.bin\"}\n" +
+		"  SD3:\n    name: SD3\n    files:\n    - {path: clip/clip_l.bin, url: \"http://127.0.0.1:1/c.bin\"}\n"
+	e := newEnv(t, "http://127.0.0.1:1", yml, envOpts{})
+	e.put("text_encoders/clip_l.bin", randomBytes(3000, 38))
+	e.put("vae/ae.bin", randomBytes(1000, 39))
+	if err := os.Symlink("text_encoders", filepath.Join(e.models, "clip")); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := e.m.Preset("SD3"); p.Status != PresetInstalled {
+		t.Fatalf("SD3 = %s, want installed through the alias folder", p.Status)
+	}
+	want := Uninstalled{
+		Deleted:    []string{"vae/ae.bin"},
+		Kept:       []KeptFile{{Path: "text_encoders/clip_l.bin", UsedBy: []string{"SD3"}}},
+		FreedBytes: 1000,
+		Failed:     []FailedFile{},
+	}
+	for _, dry := range []bool{true, false} {
+		got, err := e.m.Uninstall(context.Background(), "FLUX", dry)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("uninstall (dry run %v) = %+v, %v; want %+v", dry, got, err, want)
+		}
+	}
+	if !exists(filepath.Join(e.models, "text_encoders/clip_l.bin")) {
+		t.Fatal("the file SD3 uses through clip/ was removed")
+	}
+	if p, _ := e.m.Preset("SD3"); p.Status != PresetInstalled {
+		t.Fatalf("SD3 after removing FLUX = %s, want installed", p.Status)
+	}
+}
