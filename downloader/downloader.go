@@ -144,6 +144,10 @@ type Manager struct {
 	workflows map[string]Preset // workflow downloads queued since start, by id, for Retry
 	running   bool
 	wake      chan struct{}
+	// identify asks for the files on shared paths that no record names to
+	// be hashed; unknown holds those hashed already that matched nobody.
+	identify chan struct{}
+	unknown  map[string]fileStamp
 }
 
 // New checks cfg and loads the presets, writing a default presets file if
@@ -233,6 +237,8 @@ func New(cfg Config) (*Manager, error) {
 		reserved:  map[string]bool{},
 		workflows: map[string]Preset{},
 		wake:      make(chan struct{}, 1),
+		identify:  make(chan struct{}, 1),
+		unknown:   map[string]fileStamp{},
 	}
 	m.services = services{m.hf, m.civitai}
 	if _, err := os.Stat(cfg.PresetsFile); errors.Is(err, os.ErrNotExist) {
@@ -277,6 +283,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		m.watchPresets(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.identifyLoop(ctx)
 	}()
 	for range m.cfg.Concurrency {
 		wg.Add(1)
@@ -485,6 +496,7 @@ func (m *Manager) watchPresets(ctx context.Context) {
 		if changed {
 			m.reloadPresets()
 			m.publishPresets()
+			m.askIdentify() // a path may have become shared
 		}
 	}
 }

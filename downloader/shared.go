@@ -181,8 +181,14 @@ func (m *Manager) conflictInPlace(p Preset, missing []PresetFile) error {
 				"Preset %q cannot be installed: %s holds the file of %s, which has another sha256. Give the presets different paths in presets.yaml, or remove that file first.",
 				p.ID, f.Path, quoteIDs(theirs))
 		}
+		if !m.hashedUnknown(f.Path, st) {
+			m.askIdentify()
+			return model.Errorf(model.CodePathConflict,
+				"Preset %q cannot be installed yet: %s already holds a file the dashboard has not identified (it may be that of %s, which writes another file there). It is being checked against each preset's sha256 now; if it is %q's, the preset shows as installed when that is done.",
+				p.ID, f.Path, quoteIDs(others), p.ID)
+		}
 		return model.Errorf(model.CodePathConflict,
-			"Preset %q cannot be installed: %s already holds a file the dashboard cannot tell is %q's (it may be that of %s, which writes another file there). Give the presets different paths in presets.yaml, or remove that file first.",
+			"Preset %q cannot be installed: %s already holds a file that is neither %q's nor that of %s, which write other files there (its sha256 matches none of them). Give the presets different paths in presets.yaml, or remove that file first.",
 			p.ID, f.Path, p.ID, quoteIDs(others))
 	}
 	return nil
@@ -208,19 +214,125 @@ func (m *Manager) recordFiles(ctx context.Context, p Preset, verified bool) {
 				continue
 			}
 		}
-		rec := model.ModelFile{Path: f.Path, SHA256: f.sha256, Size: st.Size(), ModTime: st.ModTime(), PresetID: p.ID}
-		m.mu.Lock()
-		m.owners[f.Path] = rec
-		m.mu.Unlock()
-		if m.cfg.Files == nil {
+		m.recordOwner(ctx, model.ModelFile{Path: f.Path, SHA256: f.sha256, Size: st.Size(), ModTime: st.ModTime(), PresetID: p.ID})
+	}
+}
+
+// recordOwner remembers that the file at rec.Path is rec.PresetID's.
+func (m *Manager) recordOwner(ctx context.Context, rec model.ModelFile) {
+	m.mu.Lock()
+	m.owners[rec.Path] = rec
+	delete(m.unknown, rec.Path)
+	m.mu.Unlock()
+	if m.cfg.Files == nil {
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := m.cfg.Files.RecordModelFile(wctx, rec); err != nil {
+		m.log.Error("record model file failed", "path", rec.Path, "preset_id", rec.PresetID, "err", err)
+	}
+}
+
+// askIdentify asks identifyLoop to look at the shared paths again.
+func (m *Manager) askIdentify() {
+	select {
+	case m.identify <- struct{}{}:
+	default:
+	}
+}
+
+// hashedUnknown reports whether the file st at path was hashed already and
+// matched no preset that writes path.
+func (m *Manager) hashedUnknown(path string, st os.FileInfo) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.unknown[path]
+	return ok && u.size == st.Size() && u.modTime.Equal(st.ModTime())
+}
+
+// identifyLoop identifies the files on shared paths, when the downloader
+// starts and whenever asked, until ctx ends.
+func (m *Manager) identifyLoop(ctx context.Context) {
+	m.askIdentify()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.identify:
+		}
+		if m.identifyShared(ctx) {
+			m.publishPresets()
+		}
+	}
+}
+
+// identifyShared hashes, once, each file on a path presets write with
+// different files that no record names: one put there before the path
+// became shared (installed while its preset was the only one to write it),
+// or by hand. The file is recorded as the preset's whose sha256 it has, so
+// that preset shows installed instead of being stranded; a file that
+// matches nobody stays unknown and is not hashed again while unchanged. A
+// path a download or verify holds is skipped (that one records the file
+// itself). It reports whether a file was identified.
+func (m *Manager) identifyShared(ctx context.Context) bool {
+	m.mu.Lock()
+	paths := make([]string, 0, len(m.conflicts))
+	for path := range m.conflicts {
+		paths = append(paths, path)
+	}
+	m.mu.Unlock()
+	slices.Sort(paths)
+	found := false
+	for _, path := range paths {
+		if ctx.Err() != nil {
+			return found
+		}
+		full := m.finalPath(PresetFile{Path: path})
+		st, err := os.Stat(full)
+		if err != nil || !st.Mode().IsRegular() {
 			continue
 		}
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if err := m.cfg.Files.RecordModelFile(wctx, rec); err != nil {
-			m.log.Error("record model file failed", "path", f.Path, "preset_id", p.ID, "err", err)
+		m.mu.Lock()
+		rec, known := m.owners[path]
+		known = known && rec.Size == st.Size() && rec.ModTime.Equal(st.ModTime())
+		sharers := m.conflicts[path]
+		m.mu.Unlock()
+		if known || m.hashedUnknown(path, st) {
+			continue
 		}
-		cancel()
+		unlock, ok := m.paths.tryLock(path)
+		if !ok {
+			continue
+		}
+		began := time.Now()
+		sum, err := fileSHA256(ctx, full)
+		unlock()
+		if err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("identify shared file failed", "path", path, "err", err)
+			}
+			continue
+		}
+		owner := ""
+		for _, s := range sharers {
+			if s.sha256 == sum {
+				owner = s.presetID
+				break
+			}
+		}
+		if owner == "" {
+			m.log.Info("shared file matches no preset", "path", path, "sha256", sum)
+			m.mu.Lock()
+			m.unknown[path] = fileStamp{exists: true, modTime: st.ModTime(), size: st.Size()}
+			m.mu.Unlock()
+			continue
+		}
+		m.log.Info("shared file identified", "path", path, "preset_id", owner, "hash_seconds", time.Since(began).Seconds())
+		m.recordOwner(ctx, model.ModelFile{Path: path, SHA256: sum, Size: st.Size(), ModTime: st.ModTime(), PresetID: owner})
+		found = true
 	}
+	return found
 }
 
 // loadOwners reads which files the dashboard put in place, and which of

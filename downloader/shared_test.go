@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"dashboard/model"
@@ -97,11 +98,21 @@ func TestSeedSharedPathsAreWarnings(t *testing.T) {
 // memLedger is model_files and corrupt_files in memory, failing on demand
 // (a nil map refuses writes).
 type memLedger struct {
+	mu      sync.Mutex
 	files   map[string]model.ModelFile
 	corrupt map[string]model.CorruptFile
 }
 
+// file is what the ledger holds for path, safe while the downloader runs.
+func (l *memLedger) file(path string) model.ModelFile {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.files[path]
+}
+
 func (l *memLedger) ModelFiles(context.Context) ([]model.ModelFile, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var out []model.ModelFile
 	for _, f := range l.files {
 		out = append(out, f)
@@ -110,6 +121,8 @@ func (l *memLedger) ModelFiles(context.Context) ([]model.ModelFile, error) {
 }
 
 func (l *memLedger) RecordModelFile(_ context.Context, f model.ModelFile) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.files == nil {
 		return errors.New("read-only")
 	}
@@ -118,6 +131,8 @@ func (l *memLedger) RecordModelFile(_ context.Context, f model.ModelFile) error 
 }
 
 func (l *memLedger) ForgetModelFile(_ context.Context, path string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.files == nil {
 		return errors.New("read-only")
 	}
@@ -127,6 +142,8 @@ func (l *memLedger) ForgetModelFile(_ context.Context, path string) error {
 }
 
 func (l *memLedger) CorruptFiles(context.Context) ([]model.CorruptFile, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var out []model.CorruptFile
 	for _, f := range l.corrupt {
 		out = append(out, f)
@@ -135,6 +152,8 @@ func (l *memLedger) CorruptFiles(context.Context) ([]model.CorruptFile, error) {
 }
 
 func (l *memLedger) RecordCorruptFile(_ context.Context, f model.CorruptFile) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.corrupt == nil {
 		return errors.New("read-only")
 	}
@@ -143,6 +162,8 @@ func (l *memLedger) RecordCorruptFile(_ context.Context, f model.CorruptFile) er
 }
 
 func (l *memLedger) ForgetCorruptFile(_ context.Context, path string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.corrupt == nil {
 		return errors.New("read-only")
 	}
@@ -212,7 +233,62 @@ func TestSharedFileOfAFailedDownloadIsStillRecorded(t *testing.T) {
 	if a, _ := e.m.Preset("A"); a.Files[0].Installed {
 		t.Fatal("a replaced file still counts as A's")
 	}
-	if _, err := e.m.Install(context.Background(), "B"); model.ErrorCode(err) != model.CodePathConflict || !strings.Contains(err.Error(), "cannot tell") {
+	if _, err := e.m.Install(context.Background(), "B"); model.ErrorCode(err) != model.CodePathConflict || !strings.Contains(err.Error(), "being checked") {
 		t.Fatalf("install B over a file of unknown origin: %v", err)
+	}
+	// The refused install had the file hashed: it is B's.
+	waitFor(t, "the file to be identified as B's", func() bool { b, _ := e.m.Preset("B"); return b.Files[0].Installed })
+	if rec := ledger.file("vae/vae.safetensors"); rec.PresetID != "B" || rec.SHA256 != sha(vaeB) {
+		t.Fatalf("the identified file is not recorded as B's: %+v", rec)
+	}
+	if a, _ := e.m.Preset("A"); a.Files[0].Installed {
+		t.Fatal("B's file counts as A's")
+	}
+}
+
+// A preset installed while it alone wrote a path keeps its file when
+// another preset starts writing that path with a different file: the file
+// is hashed once and found to be its own. A file there that matches
+// nobody stays in everyone's way, and says so.
+func TestPathThatBecomesSharedKeepsItsOwner(t *testing.T) {
+	vaeA, vaeB := randomBytes(1000, 3), randomBytes(1000, 4)
+	presetA := "presets:\n  A:\n    files:\n    - {path: vae/vae.safetensors, url: \"http://127.0.0.1:1/a\", sha256: " + sha(vaeA) + "}\n"
+	presetB := "  B:\n    files:\n    - {path: vae/vae.safetensors, url: \"http://127.0.0.1:1/b\", sha256: " + sha(vaeB) + "}\n"
+	ledger := &memLedger{files: map[string]model.ModelFile{}}
+	e := newEnv(t, "http://127.0.0.1:1", presetA, envOpts{cfg: func(c *Config) { c.Files = ledger }})
+	e.put("vae/vae.safetensors", vaeA) // installed while A was alone: nothing recorded
+	if a, _ := e.m.Preset("A"); a.Status != PresetInstalled {
+		t.Fatalf("A alone = %s", a.Status)
+	}
+	if err := os.WriteFile(e.presets, []byte(presetA+presetB), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "B to be loaded", func() bool { _, ok := e.m.Preset("B"); return ok })
+	waitFor(t, "A's file to be identified", func() bool { return ledger.file("vae/vae.safetensors").PresetID == "A" })
+	if a, _ := e.m.Preset("A"); a.Status != PresetInstalled {
+		t.Fatalf("A after B appeared = %s, want installed", a.Status)
+	}
+	if _, err := e.m.Install(context.Background(), "A"); model.ErrorCode(err) != model.CodeAlreadyInstalled {
+		t.Fatalf("install A: %v, want already_installed", err)
+	}
+	if _, err := e.m.Install(context.Background(), "B"); model.ErrorCode(err) != model.CodePathConflict || !strings.Contains(err.Error(), `"A"`) {
+		t.Fatalf("install B: %v, want path_conflict naming A", err)
+	}
+
+	// A file of nobody's, put there by hand.
+	if err := os.WriteFile(filepath.Join(e.models, "vae", "vae.safetensors"), []byte("someone else's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Install(context.Background(), "A"); model.ErrorCode(err) != model.CodePathConflict {
+		t.Fatalf("install A over an unknown file: %v", err)
+	}
+	waitFor(t, "the unknown file to be hashed", func() bool {
+		_, err := e.m.Install(context.Background(), "A")
+		return err != nil && strings.Contains(err.Error(), "matches none")
+	})
+	for _, id := range []string{"A", "B"} {
+		if p, _ := e.m.Preset(id); p.Files[0].Installed {
+			t.Fatalf("%s counts an unknown file as its own", id)
+		}
 	}
 }
