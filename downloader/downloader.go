@@ -91,6 +91,9 @@ type Config struct {
 	FreeSpace func(dir string) (uint64, error)
 
 	window int64 // the hash window; 0 → defaultWindow (tests shrink it)
+	// writeFault, when set, can fail a write into a .part before it is
+	// made: tests stand in for a disk that fills mid-file.
+	writeFault func(off, n int64) error
 	// ModelFiles, when set, hears of files landing in the models folder.
 	ModelFiles ModelFiles
 

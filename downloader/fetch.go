@@ -244,6 +244,7 @@ func (m *Manager) fetchFile(ctx context.Context, root *os.Root, d *download, f P
 		exact:        exact,
 		connections:  m.cfg.Connections,
 		window:       m.cfg.window,
+		writeFault:   m.cfg.writeFault,
 		stallTimeout: m.cfg.StallTimeout,
 		slowAfter:    m.cfg.SlowAfter,
 		retryBase:    m.cfg.RetryBase,

@@ -348,13 +348,17 @@ func (p *pipe) release(w *work, err error) bool {
 	if p.err != nil || p.ctx.Err() != nil {
 		return false
 	}
+	var fe *fetchError
+	if err != nil && (!errors.As(err, &fe) || !fe.transient) {
+		p.failLocked(err) // a full disk, say: whatever is left of w
+		return false
+	}
 	if w.next >= w.to {
 		return true
 	}
 	if err == nil {
 		err = transient("%s: the server sent less than was asked for", p.t.cfg.file.path)
 	}
-	var fe *fetchError
 	if !errors.As(err, &fe) || !fe.transient || p.single {
 		p.failLocked(err)
 		return false
@@ -458,8 +462,9 @@ func (p *pipe) read(w *work, resp *http.Response, cancel context.CancelCauseFunc
 			off, m = p.claim(w, int64(n))
 		}
 		if m > 0 {
-			if err := writeAt(p.t.part, (*buf)[:m], off); err != nil {
+			if err := p.write((*buf)[:m], off); err != nil {
 				p.t.cfg.bufs.Put(buf)
+				p.unclaim(w, off)
 				return false, diskError("write "+p.t.part.name(), err)
 			}
 			p.submit(off, buf, m)
@@ -591,6 +596,15 @@ func (p *pipe) claim(w *work, n int64) (off, m int64) {
 	return off, m
 }
 
+// unclaim gives back the bytes of w from off, claimed but not written: a
+// failed write must not leave them counted as fetched, or the hash would
+// wait for them for ever. A split since the claim only moved w.to past them.
+func (p *pipe) unclaim(w *work, off int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w.next = min(w.next, off)
+}
+
 // submit hands written bytes to the hash and notes them for the state file.
 func (p *pipe) submit(off int64, buf *[]byte, n int64) {
 	p.mu.Lock()
@@ -628,6 +642,16 @@ func (p *pipe) opened(d int) {
 	n := p.open
 	p.mu.Unlock()
 	p.t.meter.conns.Store(int32(n))
+}
+
+// write writes fetched bytes at their offset in the .part.
+func (p *pipe) write(b []byte, off int64) error {
+	if f := p.t.cfg.writeFault; f != nil {
+		if err := f(off, int64(len(b))); err != nil {
+			return err
+		}
+	}
+	return writeAt(p.t.part, b, off)
 }
 
 // writeAt writes b at off in large writes.

@@ -61,6 +61,7 @@ type transferConfig struct {
 
 	connections  int
 	window       int64
+	writeFault   func(off, n int64) error // tests: a write that fails
 	stallTimeout time.Duration
 	slowAfter    time.Duration
 	retryBase    time.Duration

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -515,4 +516,42 @@ func TestCancelDuringRehashIsQuick(t *testing.T) {
 		t.Errorf("cancel took %v during the rehash, want under 1 s", took)
 	}
 	e.noPartLeft(t, "big/huge.bin")
+}
+
+// A write that fails (the disk filled) on the last chunk of a range fails
+// the download with the disk's error, over many connections and over one:
+// the chunk once counted as fetched though it never reached the disk, and
+// the hash waited for it for ever.
+func TestFailedWriteOnTheLastChunkOfARangeFailsTheDownload(t *testing.T) {
+	data := big()
+	const window, conns = 16 << 20, 4
+	piece := pieceSize(window, conns)
+	for _, tc := range []struct {
+		name  string
+		conns int
+		last  func(end int64) bool // which write fails
+	}{
+		{"many connections", conns, func(end int64) bool { return end%piece == 0 && end > 4*piece }},
+		{"one stream", 1, func(end int64) bool { return end == int64(len(data)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := newRangeServer(t, data)
+			var fired atomic.Int32
+			e := segEnv(t, rs.URL(), bigPreset("big/f.bin", hfURL("f.bin"), len(data)), tc.conns, window, func(c *Config) {
+				c.writeFault = func(off, n int64) error {
+					if tc.last(off+n) && fired.CompareAndSwap(0, 1) {
+						return &os.PathError{Op: "write", Path: "f.bin.part", Err: syscall.ENOSPC}
+					}
+					return nil
+				}
+			})
+			d := e.wait(e.install("BIG").ID)
+			if fired.Load() != 1 {
+				t.Fatal("no write failed: the test did not test anything")
+			}
+			if d.Status != model.DownloadFailed || d.Error == nil || d.Error.Code != model.CodeDiskSpace {
+				t.Fatalf("download after a failed write = %s %+v, want failed with %s", d.Status, d.Error, model.CodeDiskSpace)
+			}
+		})
+	}
 }
