@@ -37,6 +37,10 @@ type partFile struct {
 
 // openPart creates the file's folder and opens and locks its .part.
 func openPart(root *os.Root, rel string) (*partFile, error) {
+	return openPartTries(root, rel, 3)
+}
+
+func openPartTries(root *os.Root, rel string, retries int) (*partFile, error) {
 	if dir := path.Dir(rel); dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
 			return nil, rootError(root, "create the folder of "+rel, rel, err)
@@ -55,6 +59,9 @@ func openPart(root *os.Root, rel string) (*partFile, error) {
 	if err != nil {
 		return nil, rootError(root, "open "+name, rel, err)
 	}
+	if beforePartLock != nil {
+		beforePartLock(rel)
+	}
 	if err := lockFile(f); err != nil {
 		f.Close()
 		if errors.Is(err, errLocked) {
@@ -67,7 +74,28 @@ func openPart(root *os.Root, rel string) (*partFile, error) {
 		f.Close()
 		return nil, permanent(model.CodeDisk, "%s is not a regular file; remove it and retry", name)
 	}
+	if !stillAt(root, name, f) {
+		// Another writer renamed the file into place (or removed it)
+		// between our open and our lock: what we hold is no .part any
+		// more, maybe the installed model. Open the path again.
+		f.Close()
+		if retries > 0 {
+			return openPartTries(root, rel, retries-1)
+		}
+		return nil, permanent(model.CodeDisk, "%s keeps being replaced by another process (another dashboard on this volume?); stop it, then retry", name)
+	}
 	return &partFile{root: root, rel: rel, f: f, fresh: fresh}, nil
+}
+
+// beforePartLock, when set, runs between a .part's open and its lock:
+// tests stand in for another process placing the file meanwhile.
+var beforePartLock func(rel string)
+
+// stillAt reports whether name in root is the file f has open.
+func stillAt(root *os.Root, name string, f *os.File) bool {
+	held, err1 := f.Stat()
+	now, err2 := root.Lstat(name)
+	return err1 == nil && err2 == nil && os.SameFile(held, now)
 }
 
 // close releases the lock.
@@ -151,23 +179,26 @@ func (p *partFile) saveState(st rangeState) error {
 	return nil
 }
 
-// empty forgets what the .part holds. The state file goes first, so a
-// crash in between never pairs a state with bytes it does not describe.
+// empty forgets what the .part holds. The bytes go first: a state left by
+// a crash in between names spans past the end of the emptied file, and is
+// refused; a full-size .part without its state would be taken for a
+// complete old-style one.
 func (p *partFile) empty() error {
-	if err := p.root.Remove(p.rel + stateSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return diskError("remove the state of "+p.name(), err)
-	}
 	if err := p.f.Truncate(0); err != nil {
 		return diskError("truncate "+p.name(), err)
+	}
+	if err := p.root.Remove(p.rel + stateSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return diskError("remove the state of "+p.name(), err)
 	}
 	p.fresh = true
 	return nil
 }
 
-// discard removes the .part and its state, then lets go of the lock.
+// discard removes the .part and then its state (see empty for the order),
+// then lets go of the lock.
 func (p *partFile) discard() error {
-	err1 := p.root.Remove(p.rel + stateSuffix)
-	err2 := p.root.Remove(p.name())
+	err1 := p.root.Remove(p.name())
+	err2 := p.root.Remove(p.rel + stateSuffix)
 	p.close()
 	for _, err := range []error{err1, err2} {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -239,6 +270,12 @@ func openExisting(root *os.Root, rel string) (*partFile, error) {
 			return nil, permanent(model.CodeDisk, "%s%s is being written by another process", rel, partSuffix)
 		}
 		return nil, diskError("lock "+rel+partSuffix, err)
+	}
+	if !stillAt(root, rel+partSuffix, f) {
+		// Placed or removed by its writer while we waited for the lock:
+		// the file we hold is not the .part any more.
+		f.Close()
+		return openExisting(root, rel)
 	}
 	return &partFile{root: root, rel: rel, f: f}, nil
 }

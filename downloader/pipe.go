@@ -508,6 +508,10 @@ func (p *pipe) accept(ctx context.Context, resp *http.Response, from int64, gen 
 			return errChanged
 		}
 		return nil
+	case resp.StatusCode == http.StatusOK && p.single && from == 0 && (p.size < 0 || resp.ContentLength < 0 || resp.ContentLength == p.size):
+		// A server that ignores ranges sends the whole file, which is
+		// what a single stream asks for when it starts at 0.
+		return nil
 	case resp.StatusCode == http.StatusOK:
 		// The server stopped honouring ranges, or If-Range said its copy changed.
 		return errChanged
@@ -788,5 +792,5 @@ func (p *pipe) save() {
 	snap := slices.Clone(p.done)
 	p.unsaved = 0
 	p.mu.Unlock()
-	p.t.saveState(snap)
+	_ = p.t.saveState(snap) // logged; a resume just has less to start from
 }

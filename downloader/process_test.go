@@ -277,3 +277,49 @@ func TestResumeNeedsOnlyMissingSpace(t *testing.T) {
 		t.Errorf("the resume asked from %d, want %d", got, size/2)
 	}
 }
+
+// Another process that places the file (renames its .part into place)
+// between our open of the .part and our lock must not leave us holding
+// the installed model: the path is opened again, and the model is kept.
+func TestPartPlacedBetweenOpenAndLockIsOpenedAgain(t *testing.T) {
+	models := t.TempDir()
+	root, err := os.OpenRoot(models)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	model := randomBytes(4096, 81)
+	if err := os.MkdirAll(filepath.Join(models, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(models, "a/f.bin.part"), model, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	placed := false
+	beforePartLock = func(rel string) {
+		if !placed {
+			placed = true
+			if err := os.Rename(filepath.Join(models, rel+partSuffix), filepath.Join(models, rel)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { beforePartLock = nil })
+	p, err := openPart(root, "a/f.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if !placed {
+		t.Fatal("the hook did not run: the test tested nothing")
+	}
+	if err := p.empty(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(models, "a/f.bin")); err != nil || !bytes.Equal(got, model) {
+		t.Fatalf("the placed model was changed through the .part opened before it was placed: %d bytes, %v", len(got), err)
+	}
+	if !p.fresh {
+		t.Error("the .part opened again is not a new one")
+	}
+}

@@ -251,20 +251,22 @@ func (t *transfer) discard() {
 }
 
 // saveState syncs the .part and then writes the state naming snap. A
-// failure is logged, not fatal: the download goes on, a resume just has
-// less to start from.
-func (t *transfer) saveState(snap spans) {
+// failure is logged and returned; while the download runs it is not fatal
+// (a resume just has less to start from).
+func (t *transfer) saveState(snap spans) error {
 	t.saveMu.Lock()
 	defer t.saveMu.Unlock()
 	if err := t.part.f.Sync(); err != nil {
 		t.log.Warn("sync partial file failed", "path", t.part.name(), "err", err)
-		return
+		return diskError("sync "+t.part.name(), err)
 	}
 	st := t.st
 	st.Done = spansToState(snap)
 	if err := t.part.saveState(st); err != nil {
 		t.log.Warn("save download state failed", "path", t.part.name(), "err", err)
+		return err
 	}
+	return nil
 }
 
 // attempt asks for the missing bytes and fetches them: the probe says
@@ -313,6 +315,7 @@ func (t *transfer) attempt(ctx context.Context) error {
 			if err := t.reset(); err != nil {
 				return err
 			}
+			from = 0 // the answer's bytes are the file's first ones
 		}
 	case http.StatusRequestedRangeNotSatisfiable:
 		_, _, tot, ok := parseContentRange(resp.Header.Get("Content-Range"))
@@ -358,8 +361,11 @@ func (t *transfer) attempt(ctx context.Context) error {
 	}
 	if t.part.fresh {
 		// The state comes before the space: a crash in between leaves a
-		// state that claims nothing, never a full-size .part without one.
-		t.saveState(nil)
+		// state that claims nothing, never a full-size .part without one
+		// (which would pass for a complete old-style .part).
+		if err := t.saveState(nil); err != nil {
+			return err
+		}
 		if err := t.part.preallocate(total); err != nil {
 			return err
 		}

@@ -245,6 +245,34 @@ func TestRangeAnsweredWith200UsesOneStream(t *testing.T) {
 	}
 }
 
+// A server that ignores ranges and keeps dropping the stream: each attempt
+// starts over with one request for the whole file, never counted as the
+// server's copy changing, until one stream gets through.
+func TestRangeIgnoredAndStreamDroppedStartsOverCleanly(t *testing.T) {
+	data := big()
+	rs := newRangeServer(t, data)
+	rs.ignoreRange = true
+	rs.trouble = func(r *served) trouble {
+		if r.n <= 4 {
+			// Further each time (the first past one hash window): every
+			// attempt makes progress, so none gives up.
+			return trouble{cutAfter: int64(r.n+1) * 10 << 20}
+		}
+		return trouble{}
+	}
+	e := segEnv(t, rs.URL(), bigPreset("big/f.bin", hfURL("f.bin"), len(data)), 8, 16<<20, func(c *Config) { c.RetryBase = time.Millisecond })
+	d := e.wait(e.install("BIG").ID)
+	if d.Status != model.DownloadCompleted || !bytes.Equal(e.file("big/f.bin"), data) {
+		t.Fatalf("download = %+v %+v", d, d.Error)
+	}
+	if n := len(rs.requests()); n != 5 {
+		t.Errorf("%d requests for 4 drops, want 5: one per attempt", n)
+	}
+	if strings.Contains(e.logs.String(), "changed") {
+		t.Errorf("a dropped stream was taken for a changed copy:\n%s", e.logs.String())
+	}
+}
+
 // Bytes that do not match the checksum fail the file: nothing at the
 // final path, no .part, no state.
 func TestWrongBytesFailChecksum(t *testing.T) {
@@ -553,5 +581,26 @@ func TestFailedWriteOnTheLastChunkOfARangeFailsTheDownload(t *testing.T) {
 				t.Fatalf("download after a failed write = %s %+v, want failed with %s", d.Status, d.Error, model.CodeDiskSpace)
 			}
 		})
+	}
+}
+
+// The first state must be saved before the .part takes its full size: a
+// full-size .part without a state passes for a complete old-style one after
+// a crash, and would fail its checksum instead of resuming. When the state
+// cannot be written, the download stops there with the disk's error.
+func TestNoFullSizePartWithoutItsState(t *testing.T) {
+	data := big()
+	rs := newRangeServer(t, data)
+	e := segEnv(t, rs.URL(), bigPreset("big/f.bin", hfURL("f.bin"), len(data)), 4, 16<<20, nil)
+	// A folder where the state's temporary file goes: the state cannot be written.
+	if err := os.MkdirAll(filepath.Join(e.models, "big", "f.bin"+stateTmp), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := e.wait(e.install("BIG").ID)
+	if d.Status != model.DownloadFailed || d.Error == nil || d.Error.Code != model.CodeDisk {
+		t.Fatalf("download whose state cannot be written = %s %+v", d.Status, d.Error)
+	}
+	if fi, err := os.Stat(filepath.Join(e.models, "big/f.bin.part")); err == nil && fi.Size() > 0 {
+		t.Fatalf("a %d-byte .part is left without a state", fi.Size())
 	}
 }
