@@ -1051,14 +1051,14 @@ func TestCancelMidFile(t *testing.T) {
 	if err != nil || d.Status != model.DownloadCancelled || d.CompletedAt == nil {
 		t.Fatalf("cancel = %+v, %v", d, err)
 	}
-	if exists(part) || exists(filepath.Join(e.models, "a/f.bin")) {
-		t.Error("files left after cancel")
+	if !exists(part) || exists(filepath.Join(e.models, "a/f.bin")) {
+		t.Error("after a cancel the .part must stay, for a retry to resume, and nothing be at the final path")
 	}
 	if row := e.hist.row(q.ID); row.Status != model.DownloadCancelled {
 		t.Errorf("history = %+v", row)
 	}
-	if p, _ := e.m.Preset("P"); p.Status != PresetMissing {
-		t.Errorf("preset status %s", p.Status)
+	if p, _ := e.m.Preset("P"); p.Status != PresetPartial {
+		t.Errorf("preset status %s, want partial: its .part is kept", p.Status)
 	}
 	if _, err := e.m.Cancel(q.ID); model.ErrorCode(err) != model.CodeAlreadyFinished {
 		t.Errorf("second cancel: %v", err)
@@ -1116,8 +1116,8 @@ func TestQueueOrderAlreadyQueuedAndCancelQueued(t *testing.T) {
 	if err != nil || cb.Status != model.DownloadCancelled {
 		t.Fatalf("cancel queued B = %+v, %v", cb, err)
 	}
-	if exists(filepath.Join(e.models, "a/b.bin.part")) {
-		t.Error("cancelling a queued download kept its .part")
+	if !exists(filepath.Join(e.models, "a/b.bin.part")) {
+		t.Error("cancelling a queued download removed the .part an earlier run left")
 	}
 	if _, err := e.m.Retry(context.Background(), c.ID); model.ErrorCode(err) != model.CodeNotRetryable {
 		t.Errorf("retry of a queued download: %v", err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -309,9 +308,6 @@ func (m *Manager) Cancel(id int64) (Download, error) {
 		d.status, d.completedAt = model.DownloadCancelled, &now
 		snap := d.snapshotLocked()
 		m.mu.Unlock()
-		if d.kind != model.KindVerify { // a verify deletes nothing
-			m.removeParts(d.preset)
-		}
 		m.finishHistory(d, snap)
 		m.publishFinal(snap)
 		m.publishPresets()
@@ -321,8 +317,9 @@ func (m *Manager) Cancel(id int64) (Download, error) {
 	case model.DownloadRunning:
 		d.cancel(errCancelled)
 		m.mu.Unlock()
-		// The worker records the end and removes the .part files; wait so
-		// the answer shows the final state. A transfer stops within a read.
+		// The worker records the end (the .part files stay, so a retry
+		// resumes); wait so the answer shows the final state. A transfer
+		// stops within a read.
 		select {
 		case <-d.done:
 		case <-time.After(30 * time.Second):
@@ -475,9 +472,6 @@ func (m *Manager) runDownload(runCtx, ctx context.Context, d *download) {
 		status = model.DownloadFailed
 		derr = toDownloadError(err)
 	}
-	if status == model.DownloadCancelled {
-		m.removeParts(d.preset)
-	}
 	// Before the end is announced, so the presets frame it causes shows
 	// whose file is in place on a path presets write with different files.
 	// Files that landed before a cancel are still checked; a shutdown
@@ -598,27 +592,6 @@ func (m *Manager) CloseInterrupted(ctx context.Context) error {
 		})
 	}
 	return nil
-}
-
-// removeParts deletes the preset's .part files and their state, except
-// those another download is writing right now (a path shared with a
-// running preset, or a .part another process holds).
-func (m *Manager) removeParts(p Preset) {
-	root, err := os.OpenRoot(m.cfg.ModelsDir)
-	if err != nil {
-		return // no models folder: nothing to remove
-	}
-	defer root.Close()
-	for _, f := range p.Files {
-		unlock, ok := m.paths.tryLock(f.Path)
-		if !ok {
-			continue
-		}
-		if err := removePart(root, f.Path); err != nil {
-			m.log.Warn("remove partial file failed", "path", f.Path+partSuffix, "err", err)
-		}
-		unlock()
-	}
 }
 
 // shorten cuts s to at most n bytes on a character boundary, marking the cut.

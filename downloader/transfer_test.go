@@ -2,6 +2,7 @@ package downloader
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -543,7 +544,9 @@ func TestCancelDuringRehashIsQuick(t *testing.T) {
 	if took > time.Second {
 		t.Errorf("cancel took %v during the rehash, want under 1 s", took)
 	}
-	e.noPartLeft(t, "big/huge.bin")
+	if got := stateSpans(t, e.models, "big/huge.bin"); got.bytes() != int64(prefix) {
+		t.Errorf("after the cancel the state names %d bytes, want the %d fetched before", got.bytes(), prefix)
+	}
 }
 
 // A write that fails (the disk filled) on the last chunk of a range fails
@@ -603,4 +606,41 @@ func TestNoFullSizePartWithoutItsState(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(e.models, "big/f.bin.part")); err == nil && fi.Size() > 0 {
 		t.Fatalf("a %d-byte .part is left without a state", fi.Size())
 	}
+}
+
+// What was fetched survives cancel-and-retry: the retry asks first for the
+// state's first gap, and fetches again at most about a range per connection.
+func TestCancelThenRetryResumes(t *testing.T) {
+	const conns, window = 4, 8 << 20
+	data := big()
+	rs := newRangeServer(t, data)
+	rs.trouble = func(*served) trouble { return trouble{rate: 8 << 20} }
+	e := segEnv(t, rs.URL(), bigPreset("big/f.bin", hfURL("f.bin"), len(data)), conns, window, nil)
+	q := e.install("BIG")
+	waitFor(t, "a third of the file on disk", func() bool { return stateDone(t, e.models, "big/f.bin") > int64(len(data))/3 })
+	if d, err := e.m.Cancel(q.ID); err != nil || d.Status != model.DownloadCancelled {
+		t.Fatalf("cancel = %+v, %v", d, err)
+	}
+	kept := stateSpans(t, e.models, "big/f.bin")
+	if kept.bytes() == 0 {
+		t.Fatal("the cancel kept nothing")
+	}
+	before := len(rs.requests())
+	sentBefore := rs.sentSpans(0)
+	rs.trouble = nil
+	r, err := e.m.Retry(context.Background(), q.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := e.wait(r.ID); d.Status != model.DownloadCompleted || !bytes.Equal(e.file("big/f.bin"), data) {
+		t.Fatalf("retry = %+v %+v", d, d.Error)
+	}
+	if first := rs.requests()[before]; first.from != kept.firstGap() {
+		t.Errorf("the retry first asked from %d, the state's first gap is %d", first.from, kept.firstGap())
+	}
+	again := intersect(rs.sentSpans(before), sentBefore)
+	if bound := conns * pieceSize(window, conns); again > bound {
+		t.Errorf("%d bytes fetched again after the cancel, more than a range per connection (%d)", again, bound)
+	}
+	e.noPartLeft(t, "big/f.bin")
 }
