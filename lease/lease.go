@@ -251,12 +251,12 @@ func (l *Lease) watch(ctx context.Context) {
 	case rec.Holder == l.id:
 		// Ours from before we stepped down (renewals failed), and nobody
 		// has taken it since.
-		l.claim(ctx, rec, "this dashboard's own lease")
+		l.claim(ctx, rec, raw, "this dashboard's own lease")
 		return
 	case rec.Node == l.cfg.Node && l.lock():
 		// This node's, and no process here holds the lock: the dashboard
 		// that held it is gone (a restart, a crash).
-		l.claim(ctx, rec, "this node's previous dashboard is gone")
+		l.claim(ctx, rec, raw, "this node's previous dashboard is gone")
 		return
 	}
 	if !bytes.Equal(raw, l.seen) {
@@ -265,7 +265,7 @@ func (l *Lease) watch(ctx context.Context) {
 		return
 	}
 	if now.Sub(l.seenAt) >= l.cfg.Stale {
-		l.claim(ctx, rec, fmt.Sprintf("the lease of %q has not been renewed for %s", rec.Node, now.Sub(l.seenAt).Round(time.Second)))
+		l.claim(ctx, rec, raw, fmt.Sprintf("the lease of %q has not been renewed for %s", rec.Node, now.Sub(l.seenAt).Round(time.Second)))
 	}
 }
 
@@ -290,12 +290,36 @@ func (l *Lease) create(ctx context.Context) {
 	l.won(mine, "there was no lease")
 }
 
-// claim writes this dashboard into the lease over prev, waits Settle and
-// reads it back: only a claim that survives the wait wins.
-func (l *Lease) claim(ctx context.Context, prev record, why string) {
+// claim writes this dashboard into the lease over prev (prevRaw as read),
+// waits Settle and reads it back: only a claim that survives the wait wins.
+//
+// The slow part of the write (the synced temporary file) comes first, and
+// the lease is read again just before the rename: a claim is only made over
+// the very lease that was found free. Another dashboard's claim that landed
+// meanwhile ends this one, so a late claim can never replace a claim that
+// has already won (its holder would write on until its next renewal). Two
+// claims whose renames are that close both wait Settle and then see the
+// last one, so exactly one wins.
+func (l *Lease) claim(ctx context.Context, prev record, prevRaw []byte, why string) {
 	l.lock()
 	mine := record{Node: l.cfg.Node, Holder: l.id, Counter: prev.Counter + 1}
-	if err := l.write(mine); err != nil {
+	tmp, err := l.temp(mine)
+	if err == nil {
+		cur, curRaw, rerr := l.read()
+		if rerr != nil || !bytes.Equal(curRaw, prevRaw) {
+			os.Remove(tmp)
+			l.unlock()
+			l.seen, l.seenAt = curRaw, l.cfg.Now()
+			l.log.Info("another dashboard claimed the writer lease first", "path", l.cfg.Path, "writer", cur.Node)
+			l.set(State{Holder: cur.Node}, false)
+			return
+		}
+		if err = os.Rename(tmp, l.cfg.Path); err != nil {
+			os.Remove(tmp)
+			err = fmt.Errorf("replace lease: %w", err)
+		}
+	}
+	if err != nil {
 		l.warnOnce("could not claim the writer lease; staying read-only", err)
 		l.unlock()
 		return

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -292,10 +293,14 @@ func TestExactlyOneOfTwoClaimersWins(t *testing.T) {
 		var barrier sync.WaitGroup
 		barrier.Add(2)
 		claimers := []*dash{newDash(t, path, "pod-b", t1990), newDash(t, path, "pod-c", t2050)}
-		for _, c := range claimers {
+		slept := make([]atomic.Bool, len(claimers))
+		for i, c := range claimers {
 			acquire(t, c)
-			// Both have written their claim before either re-reads.
+			// Both claims that were written are written before either
+			// re-reads; a claimer that found the other's claim before its
+			// rename gave up without waiting.
 			c.cfg.Sleep = func(context.Context, time.Duration) error {
+				slept[i].Store(true)
 				barrier.Done()
 				barrier.Wait()
 				return nil
@@ -303,16 +308,19 @@ func TestExactlyOneOfTwoClaimersWins(t *testing.T) {
 		}
 		// Both have read the stale lease (a claimer that reads after the
 		// other's claim sees the lease change and keeps waiting instead).
-		stale, _, err := claimers[0].read()
+		stale, staleRaw, err := claimers[0].read()
 		if err != nil {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
-		for _, c := range claimers {
+		for i, c := range claimers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c.claim(context.Background(), stale, "stale")
+				c.claim(context.Background(), stale, staleRaw, "stale")
+				if !slept[i].Load() {
+					barrier.Done()
+				}
 			}()
 		}
 		wg.Wait()
@@ -337,10 +345,11 @@ func TestExactlyOneOfTwoClaimersWins(t *testing.T) {
 	}
 }
 
-// A claim that lands after another claimer has already won (it read the
-// lease before the winner wrote) makes two writers for one renewal; the
-// first renewal that follows ends it, leaving one.
-func TestLateClaimEndsAtNextRenewal(t *testing.T) {
+// A claimer that read the stale lease before another's claim, and gets to
+// write its own only after that one has won (a slow network filesystem),
+// must not take the lease: it reads the lease again just before its rename
+// and finds it claimed. There is never a moment with two writers.
+func TestLateClaimNeverMakesASecondWriter(t *testing.T) {
 	path := leasePath(t)
 	dead := newDash(t, path, "pod-dead", t2050)
 	acquire(t, dead)
@@ -349,21 +358,30 @@ func TestLateClaimEndsAtNextRenewal(t *testing.T) {
 	c := newDash(t, path, "pod-c", t2050)
 	acquire(t, b)
 	acquire(t, c)
+	// c reads the stale lease before b's claim ...
+	stale, staleRaw, _ := c.read()
 	b.clock.Add(DefaultStale)
 	b.step(context.Background())
-	// c read the stale lease before b's claim and writes its own after b won.
-	stale, _, _ := c.read()
-	c.clock.Add(DefaultStale)
-	c.claim(context.Background(), stale, "test")
-	if !c.State().Writer || !b.State().Writer {
-		t.Fatalf("setup: b %+v, c %+v", b.State(), c.State())
+	if !b.State().Writer {
+		t.Fatalf("setup: b %+v", b.State())
 	}
-	b.clock.Add(DefaultRenew)
-	b.step(context.Background())
-	c.clock.Add(DefaultRenew)
-	c.step(context.Background())
-	if b.State().Writer == c.State().Writer {
-		t.Fatalf("after a renewal each: b %+v, c %+v", b.State(), c.State())
+	// ... and claims after b won.
+	c.clock.Add(DefaultStale)
+	c.claim(context.Background(), stale, staleRaw, "test")
+	if c.State().Writer {
+		t.Fatalf("the late claimer is a writer too: b %+v, c %+v", b.State(), c.State())
+	}
+	if r := fileRecord(t, path); r.Holder != b.id {
+		t.Fatalf("the late claim replaced the winner's lease: %+v", r)
+	}
+	for i := 0; i < 3; i++ {
+		b.clock.Add(DefaultRenew)
+		b.step(context.Background())
+		c.clock.Add(DefaultRenew)
+		c.step(context.Background())
+		if !b.State().Writer || c.State().Writer {
+			t.Fatalf("renewal %d: b %+v, c %+v", i, b.State(), c.State())
+		}
 	}
 }
 
