@@ -274,6 +274,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	g.Go(func() error { serveErr <- srv.Serve(ln); return nil })
 	g.Go(func() error { return role.Run(bgCtx, initial) })
 	g.Go(func() error { return mon.Run(bgCtx) })
+	g.Go(func() error { return dl.WatchPresets(bgCtx) }) // read-only too
 	leaseGroup.Go(func() error { return lse.Run(leaseCtx) })
 
 	var runErr error

@@ -489,18 +489,50 @@ func (m *Manager) watchPresets(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		stamp, err := statPresets(m.cfg.PresetsFile)
-		if err != nil {
-			continue // a flaky volume: try again next tick
-		}
-		m.mu.Lock()
-		changed := stamp != m.fileStamp
-		m.mu.Unlock()
-		if changed {
+		if m.presetsChanged() {
 			m.reloadPresets()
 			m.publishPresets()
 			m.askIdentify() // a path may have become shared
 		}
+	}
+}
+
+// presetsChanged reports whether the presets file changed since it was
+// read; a file that cannot be looked at (a flaky volume) has not.
+func (m *Manager) presetsChanged() bool {
+	stamp, err := statPresets(m.cfg.PresetsFile)
+	if err != nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return stamp != m.fileStamp
+}
+
+// WatchPresets follows the presets file while Run does not run (on a
+// read-only dashboard, which runs no downloads), so its pages and GETs
+// show edits too; while Run runs, Run's own watcher does it. It returns
+// when ctx ends.
+func (m *Manager) WatchPresets(ctx context.Context) error {
+	t := time.NewTicker(m.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		m.mu.Lock()
+		running := m.running
+		m.mu.Unlock()
+		if running || !m.presetsChanged() {
+			continue
+		}
+		m.reloadPresets()
+		// No event queue runs without Run: the frame goes out directly.
+		m.presetsMu.Lock()
+		m.cfg.Publisher.Publish(model.FramePresets, m.PresetList())
+		m.presetsMu.Unlock()
 	}
 }
 

@@ -1553,3 +1553,28 @@ func TestLongPresetNameStillRecorded(t *testing.T) {
 		}
 	}
 }
+
+// A dashboard that runs no downloads (read-only) still follows the presets
+// file: GETs show the edit and clients get a presets frame.
+func TestWatchPresetsWithoutRun(t *testing.T) {
+	e := newEnv(t, "http://127.0.0.1:1", onePreset("A", "a/a.bin", hfURL("a.bin"), ""), envOpts{noRun: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.m.WatchPresets(ctx) }()
+	defer func() { cancel(); <-done }()
+	yml := onePreset("A", "a/a.bin", hfURL("a.bin"), "") + "  B:\n    files: [{path: b/b.bin, url: \"" + hfURL("b.bin") + "\"}]\n"
+	if err := os.WriteFile(e.presets, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "B to be loaded without Run", func() bool { _, ok := e.m.Preset("B"); return ok })
+	waitFor(t, "a presets frame naming B", func() bool {
+		for _, f := range e.pub.all() {
+			for _, p := range f.list.Presets {
+				if f.typ == model.FramePresets && p.ID == "B" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
