@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -321,5 +323,51 @@ func TestPartPlacedBetweenOpenAndLockIsOpenedAgain(t *testing.T) {
 	}
 	if !p.fresh {
 		t.Error("the .part opened again is not a new one")
+	}
+}
+
+// On a filesystem without fallocate the .part is sparse and takes its
+// space as bytes land: the space a running download books must shrink as
+// they do, or the bytes it wrote count twice (once as used, once as still
+// needed) and a second download that fits is refused.
+func TestSparsePartIsNotCountedTwice(t *testing.T) {
+	const size, capacity = 1_000_000, 2_500_000
+	data := randomBytes(size, 83)
+	rs := newRangeServer(t, data)
+	slow := true
+	var mu sync.Mutex
+	rs.trouble = func(r *served) trouble {
+		mu.Lock()
+		defer mu.Unlock()
+		if slow && strings.HasSuffix(r.path, "a.bin") {
+			return trouble{rate: 400_000}
+		}
+		return trouble{}
+	}
+	allocate = func(*os.File, int64) error { return errors.ErrUnsupported }
+	t.Cleanup(func() { allocate = fallocate })
+	yml := fmt.Sprintf(`presets:
+  A:
+    files: [{path: a/a.bin, url: %q, size: %d}]
+  B:
+    files: [{path: b/b.bin, url: %q, size: %d}]
+`, hfURL("a.bin"), size, hfURL("b.bin"), size)
+	var models string
+	e := newEnv(t, rs.URL(), yml, envOpts{cfg: func(c *Config) {
+		c.Concurrency = 2
+		c.FreeSpace = func(string) (uint64, error) { return capacity - min(usedSpace(models), capacity), nil }
+	}})
+	models = e.models
+	a := e.install("A")
+	waitFor(t, "most of A on disk and named in its state", func() bool { return stateDone(t, models, "a/a.bin") > 700_000 })
+	b := e.install("B")
+	if d := e.wait(b.ID); d.Status != model.DownloadCompleted {
+		t.Fatalf("B, which fits beside A, = %s %+v", d.Status, d.Error)
+	}
+	mu.Lock()
+	slow = false
+	mu.Unlock()
+	if d := e.wait(a.ID); d.Status != model.DownloadCompleted {
+		t.Fatalf("A = %s %+v", d.Status, d.Error)
 	}
 }

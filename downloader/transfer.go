@@ -73,7 +73,9 @@ type transferConfig struct {
 	// sized is told the file's size once the server has said it, before
 	// the .part takes any space; an error (no room) ends the transfer.
 	sized func(size int64) error
-	// allocated is told when the .part's space has been taken on disk.
+	// allocated is told when the .part's space has been taken on disk, and
+	// again whenever the state file names more bytes: on a filesystem
+	// without fallocate the space is taken as the bytes land.
 	allocated func()
 }
 
@@ -265,6 +267,9 @@ func (t *transfer) saveState(snap spans) error {
 	if err := t.part.saveState(st); err != nil {
 		t.log.Warn("save download state failed", "path", t.part.name(), "err", err)
 		return err
+	}
+	if len(snap) > 0 {
+		t.cfg.allocated()
 	}
 	return nil
 }
