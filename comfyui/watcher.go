@@ -390,11 +390,10 @@ func newLogState() *logState {
 func (w *Watcher) pollOnce(ctx context.Context, rs *reachState) {
 	w.logMu.Lock()
 	s := w.logging
-	w.logMu.Unlock()
-	if s := w.session(s); s != nil {
+	if s != nil && s.ctx.Err() == nil {
 		w.forgetOld(s.ctx, s.st)
-		w.logMu.Unlock()
 	}
+	w.logMu.Unlock()
 	// The queue first: a prompt finishing in between then shows in the
 	// history read next, instead of in neither.
 	q, err := w.fetchQueue(ctx)
