@@ -220,7 +220,9 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 		lease: lse, store: store, pub: hub, log: log, node: cfg.NodeName, begin: begin,
 		jobs: []func(context.Context) error{
 			dl.Run,
-			watcher.Run,
+			// Every dashboard polls its pod's ComfyUI (below); only the
+			// writer logs what it sees.
+			watcher.Record,
 			func(ctx context.Context) error {
 				jobs.Start()
 				<-ctx.Done()
@@ -275,6 +277,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 	g.Go(func() error { return role.Run(bgCtx, initial) })
 	g.Go(func() error { return mon.Run(bgCtx) })
 	g.Go(func() error { return dl.WatchPresets(bgCtx) }) // read-only too
+	g.Go(func() error { return watcher.Run(bgCtx) })
 	leaseGroup.Go(func() error { return lse.Run(leaseCtx) })
 
 	var runErr error

@@ -13,8 +13,8 @@ import (
 
 // writerRole is what changes when this dashboard becomes the volume's
 // writer or stops being it: the store is reopened for writing or
-// read-only, the jobs only the writer runs (downloads, the ComfyUI watcher,
-// retention) start or stop, and clients get a "mode" frame.
+// read-only, the jobs only the writer runs (downloads, the ComfyUI watcher's
+// activity, retention) start or stop, and clients get a "mode" frame.
 type writerRole struct {
 	lease *lease.Lease
 	store *db.Store

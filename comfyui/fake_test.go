@@ -501,13 +501,18 @@ func startWatcher(t *testing.T, cfg Config) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As on the writer: Run polls, Record makes the polls log.
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done, recorded := make(chan error, 1), make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
+	go func() { recorded <- w.Record(ctx) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
 			cancel()
+			if err := <-recorded; err != nil {
+				t.Errorf("Record returned %v", err)
+			}
 			select {
 			case err := <-done:
 				if err != nil {

@@ -40,6 +40,12 @@
 // generated. A prompt cancelled in ComfyUI is logged as failed with the title
 // "Generation interrupted".
 //
+// Polling and logging are split, because every dashboard shows its own pod's
+// ComfyUI but only the volume's writer may write activity: Run polls and
+// keeps Status current in every mode; Record, run only while this dashboard
+// is the writer, makes those polls also log. Each time Record starts, the
+// watcher starts afresh as a new run would (the store says what was logged).
+//
 // ComfyUI being down, restarting or answering garbage never stops the
 // dashboard: the watcher retries with exponential backoff and logs at debug
 // level. When ComfyUI, once reachable, fails failuresBeforeAlert polls in a
@@ -85,7 +91,7 @@ const forgetEvery = 24 * time.Hour
 
 // forgetOld forgets prompts last seen more than promptMemory ago, at most
 // once per forgetEvery; a failure is logged and tried again next time.
-func (w *Watcher) forgetOld(ctx context.Context, st *state) {
+func (w *Watcher) forgetOld(ctx context.Context, st *logState) {
 	now := w.now()
 	if !st.forgotAt.IsZero() && now.Sub(st.forgotAt) < forgetEvery {
 		return
@@ -155,6 +161,21 @@ type Watcher struct {
 	// writes it, anyone reads it.
 	statusMu sync.Mutex
 	status   Status
+
+	// trigger asks Run for a poll now (a WebSocket frame, Record starting).
+	trigger chan struct{}
+
+	// logMu guards logging: Run holds it while it writes, so Record
+	// returns only once no write of its session is under way.
+	logMu   sync.Mutex
+	logging *logSession // nil: polls only keep Status
+}
+
+// logSession is one Record call: the context writes use, and what that
+// session knows about prompts (only Run's goroutine touches st).
+type logSession struct {
+	ctx context.Context
+	st  *logState
 }
 
 // Status is ComfyUI as the watcher's last poll saw it. Reading it costs no
@@ -187,6 +208,7 @@ func New(cfg Config) (*Watcher, error) {
 	w := &Watcher{
 		rec: cfg.Recorder, prompts: cfg.Prompts, log: cfg.Logger, now: cfg.Now,
 		client: cfg.HTTPClient, poll: cfg.PollInterval, maxBackoff: cfg.MaxBackoff,
+		trigger: make(chan struct{}, 1),
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
@@ -237,7 +259,8 @@ func defaultClient() *http.Client {
 	return &http.Client{Transport: t, Timeout: 30 * time.Second}
 }
 
-// Run follows ComfyUI until ctx is done. Trouble with ComfyUI is logged and
+// Run polls ComfyUI until ctx is done, keeping Status current; while Record
+// runs, the polls also log activity. Trouble with ComfyUI is logged and
 // retried, never returned.
 func (w *Watcher) Run(ctx context.Context) error {
 	if w.base == nil {
@@ -246,12 +269,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	w.log.Info("comfyui watcher started", "url", w.shownURL, "poll_interval", w.poll)
 	ctx, cancel := context.WithCancel(ctx)
-	trigger := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		w.followWS(ctx, trigger)
+		w.followWS(ctx, w.trigger)
 	}()
 	defer func() {
 		cancel()
@@ -259,9 +281,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		if w.ownClient {
 			w.client.CloseIdleConnections()
 		}
+		// Nobody polls any more: a stale "reachable" would mislead.
+		w.setStatus(Status{})
 	}()
 
-	st := newState()
+	var rs reachState
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -269,15 +293,52 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
-		case <-trigger:
+		case <-w.trigger:
 		}
-		w.forgetOld(ctx, st)
-		w.pollOnce(ctx, st)
+		w.pollOnce(ctx, &rs)
 		if ctx.Err() != nil {
 			return nil
 		}
-		timer.Reset(w.delay(st.fails))
+		timer.Reset(w.delay(rs.fails))
 	}
+}
+
+// Record makes Run's polls log activity until ctx is done; main runs it only
+// while this dashboard is the volume's writer. It returns once no write is
+// under way. Each call starts as a fresh run would: what the store
+// remembers keeps every prompt logged once.
+func (w *Watcher) Record(ctx context.Context) error {
+	if w.base == nil {
+		return nil
+	}
+	w.logMu.Lock()
+	w.logging = &logSession{ctx: ctx, st: newLogState()}
+	w.logMu.Unlock()
+	w.log.Info("comfyui activity logged by this dashboard")
+	select {
+	case w.trigger <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	w.logMu.Lock()
+	w.logging = nil
+	w.logMu.Unlock()
+	return nil
+}
+
+// session returns the Record session s if it is still the current one, with
+// logMu held; release with w.logMu.Unlock. nil (and the lock not held)
+// when logging has stopped since.
+func (w *Watcher) session(s *logSession) *logSession {
+	if s == nil {
+		return nil
+	}
+	w.logMu.Lock()
+	if w.logging != s || s.ctx.Err() != nil {
+		w.logMu.Unlock()
+		return nil
+	}
+	return s
 }
 
 // delay is the wait before the next poll: the poll interval, doubled for
@@ -290,12 +351,16 @@ func (w *Watcher) delay(fails int) time.Duration {
 	return min(d, w.maxBackoff)
 }
 
-// state is what one Run knows; only Run's goroutine touches it.
-type state struct {
-	contacted    bool      // a poll of this Run succeeded
+// reachState is whether Run finds ComfyUI; only Run's goroutine touches it.
+type reachState struct {
+	reachable bool // the last poll succeeded, or fewer than failuresBeforeAlert failed since
+	fails     int  // failed polls in a row
+}
+
+// logState is what one Record session knows about prompts.
+type logState struct {
+	contacted    bool      // a poll of this session succeeded
 	firstContact time.Time // when
-	reachable    bool      // the last poll succeeded, or fewer than failuresBeforeAlert failed since
-	fails        int       // failed polls in a row
 	running      map[string]*tracked
 	// settled holds ids in the last history window that are known to be
 	// logged (or deliberately not), so the store is asked about each id once.
@@ -316,32 +381,44 @@ type tracked struct {
 	missingPolls int       // successful polls in a row that did not show it
 }
 
-func newState() *state {
-	return &state{running: map[string]*tracked{}, settled: map[string]bool{}}
+func newLogState() *logState {
+	return &logState{running: map[string]*tracked{}, settled: map[string]bool{}}
 }
 
-// pollOnce reads ComfyUI's queue and history and logs what changed.
-func (w *Watcher) pollOnce(ctx context.Context, st *state) {
+// pollOnce reads ComfyUI's queue for Status and, while Record runs, its
+// history too, and logs what changed.
+func (w *Watcher) pollOnce(ctx context.Context, rs *reachState) {
+	w.logMu.Lock()
+	s := w.logging
+	if s != nil && s.ctx.Err() == nil {
+		w.forgetOld(s.ctx, s.st)
+	}
+	w.logMu.Unlock()
 	// The queue first: a prompt finishing in between then shows in the
 	// history read next, instead of in neither.
 	q, err := w.fetchQueue(ctx)
 	var hist []historyEntry
 	var present map[string]bool
-	if err == nil {
-		hist, present, err = w.fetchHistory(ctx, st)
+	if err == nil && s != nil {
+		hist, present, err = w.fetchHistory(s.ctx, s.st)
 	}
 	if err != nil {
-		if ctx.Err() == nil {
-			w.pollFailed(ctx, st, err)
+		if ctx.Err() == nil && (s == nil || s.ctx.Err() == nil) {
+			w.pollFailed(rs, s, err)
 		}
 		return
 	}
-	st.fails = 0
-	if !st.reachable {
-		st.reachable = true
+	rs.fails = 0
+	if !rs.reachable {
+		rs.reachable = true
 		w.log.Info("comfyui reachable", "url", w.shownURL)
 	}
 	w.setStatus(Status{Reachable: true, QueueRunning: len(q.Running), QueuePending: len(q.Pending)})
+	if s = w.session(s); s == nil {
+		return
+	}
+	defer w.logMu.Unlock()
+	ctx, st := s.ctx, s.st
 	first := !st.contacted
 	if first {
 		st.contacted, st.firstContact = true, w.now()
@@ -352,22 +429,28 @@ func (w *Watcher) pollOnce(ctx context.Context, st *state) {
 	w.checkMissing(ctx, st, q, present)
 }
 
-func (w *Watcher) pollFailed(ctx context.Context, st *state, err error) {
-	st.fails++
-	w.log.Debug("comfyui poll failed", "url", w.shownURL, "err", err, "failures", st.fails)
-	if !st.reachable || st.fails < failuresBeforeAlert {
+// pollFailed counts a failed poll; the one that makes ComfyUI unreachable
+// is logged as activity when session s is still logging.
+func (w *Watcher) pollFailed(rs *reachState, s *logSession, err error) {
+	rs.fails++
+	w.log.Debug("comfyui poll failed", "url", w.shownURL, "err", err, "failures", rs.fails)
+	if !rs.reachable || rs.fails < failuresBeforeAlert {
 		return
 	}
-	st.reachable = false
+	rs.reachable = false
 	w.setStatus(Status{})
 	w.log.Warn("comfyui unreachable", "url", w.shownURL, "err", err)
-	if _, rerr := w.rec.Record(ctx, unreachableActivity(truncate(w.shownURL, 1000), err)); rerr != nil {
+	if s = w.session(s); s == nil {
+		return
+	}
+	defer w.logMu.Unlock()
+	if _, rerr := w.rec.Record(s.ctx, unreachableActivity(truncate(w.shownURL, 1000), err)); rerr != nil {
 		w.log.Error("record comfyui unreachable", "err", rerr)
 	}
 }
 
 // handleHistory logs the end of prompts that finished since the last poll.
-func (w *Watcher) handleHistory(ctx context.Context, st *state, hist []historyEntry, first bool) {
+func (w *Watcher) handleHistory(ctx context.Context, st *logState, hist []historyEntry, first bool) {
 	settled := make(map[string]bool, len(hist))
 	for _, e := range hist {
 		if st.settled[e.ID] {
@@ -407,12 +490,12 @@ func (w *Watcher) handleHistory(ctx context.Context, st *state, hist []historyEn
 // before this Run first reached ComfyUI, so it is remembered, not logged.
 // Besides everything in the first poll's history, that covers old entries
 // sliding into the window later because newer ones were deleted in ComfyUI.
-func (w *Watcher) finishedBeforeContact(st *state, e historyEntry, first bool) bool {
+func (w *Watcher) finishedBeforeContact(st *logState, e historyEntry, first bool) bool {
 	return first || e.EndMS > 0 && e.EndMS < st.firstContact.UnixMilli()
 }
 
 // handleQueue logs prompts that started running.
-func (w *Watcher) handleQueue(ctx context.Context, st *state, q queueState) {
+func (w *Watcher) handleQueue(ctx context.Context, st *logState, q queueState) {
 	for _, it := range q.Running {
 		if tr := st.running[it.ID]; tr != nil || st.settled[it.ID] {
 			continue
@@ -440,7 +523,7 @@ func (w *Watcher) handleQueue(ctx context.Context, st *state, q queueState) {
 }
 
 // checkMissing gives up on running prompts ComfyUI no longer knows.
-func (w *Watcher) checkMissing(ctx context.Context, st *state, q queueState, present map[string]bool) {
+func (w *Watcher) checkMissing(ctx context.Context, st *logState, q queueState, present map[string]bool) {
 	if len(st.running) == 0 {
 		return
 	}
@@ -534,7 +617,7 @@ func (w *Watcher) fetchQueue(ctx context.Context) (queueState, error) {
 
 // fetchHistory reads the newest history entries, widening the window while
 // every entry in it is new (more finished than the window holds).
-func (w *Watcher) fetchHistory(ctx context.Context, st *state) ([]historyEntry, map[string]bool, error) {
+func (w *Watcher) fetchHistory(ctx context.Context, st *logState) ([]historyEntry, map[string]bool, error) {
 	n := 1
 	if !st.contacted {
 		n = firstHistoryWindow

@@ -70,6 +70,7 @@ type envelope struct {
 // handleError is the one place an error becomes a response: every handler,
 // 404, body limit and recovered panic ends here.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	err = s.refusedBeforeLogin(c, err)
 	status, e := s.classify(c, err)
 	if e.Code == model.CodeInternal {
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)

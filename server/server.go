@@ -98,10 +98,11 @@ func New(cfg Config) *Server {
 		ReadTimeout:   30 * time.Second,
 		IdleTimeout:   120 * time.Second,
 	})
-	// The limit is decided from the request line, before the body is read,
-	// so a large body is refused on every other route without reading it.
+	// The limit is decided from the request line and headers, before the
+	// body is read, so a large body is refused on every other route, and
+	// on these without a login, without reading it.
 	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-		if n, ok := largeBodies[string(h.Method())+" "+string(requestPath(h))]; ok {
+		if n, ok := largeBodies[string(h.Method())+" "+string(requestPath(h))]; ok && s.mayOpen(h) {
 			return fasthttp.RequestConfig{MaxRequestBodySize: n}
 		}
 		return fasthttp.RequestConfig{}

@@ -3,7 +3,6 @@ package system
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path"
@@ -136,13 +135,13 @@ func (c *counter) walk(ctx context.Context) {
 	}
 }
 
-// waitCounted waits for the first walk.
-func (c *counter) waitCounted(ctx context.Context) error {
+// isCounted tells whether the first walk has ended.
+func (c *counter) isCounted() bool {
 	select {
 	case <-c.counted:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("the models folder has not been counted yet: %w", ctx.Err())
+		return true
+	default:
+		return false
 	}
 }
 

@@ -12,6 +12,7 @@ package system
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -278,8 +279,9 @@ func (m *Monitor) Snapshot(ctx context.Context) System {
 		return *last
 	}
 	m.models.request()
+	vol, fsFree := m.volume()
 	s := System{
-		Volume:     m.volume(),
+		Volume:     vol,
 		Models:     m.models.snapshot(),
 		GPUs:       m.gpus.read(ctx),
 		Memory:     readMemory(m.cfg.ProcDir, m.cfg.CgroupDir),
@@ -291,7 +293,7 @@ func (m *Monitor) Snapshot(ctx context.Context) System {
 	}
 	if m.cfg.VolumeSize > 0 {
 		s.Volume.UsedBytes = s.Models.Bytes + m.models.partBytes()
-		s.Volume.FreeBytes = max(0, s.Volume.TotalBytes-s.Volume.UsedBytes)
+		s.Volume.FreeBytes = m.configuredFree(fsFree)
 	}
 	m.lastMu.Lock()
 	m.last = &s
@@ -319,19 +321,29 @@ func (m *Monitor) Added(relPath string, size int64) { m.models.add(relPath, size
 func (m *Monitor) Removed(relPath string, size int64) { m.models.add(relPath, -size, -1) }
 
 // FreeSpace is the space left on the volume as the downloader should see it
-// before a download: with VOLUME_SIZE_GB set, the configured size less what
-// the models folder holds (waiting for the first walk, up to a minute);
-// otherwise what statfs says a writer may still use in dir.
+// before a download: otherwise what statfs says a writer may still use in
+// dir; with VOLUME_SIZE_GB set, the configured size less what the models
+// folder holds as last counted (the last walk plus the files landed and
+// removed since), at most statfs's figure. It never waits for a walk: the
+// downloader asks while holding its space book, which every download's
+// start and end need, and a walk of a slow network volume takes minutes.
+// Before the first walk has ended, the bound is all it knows: the smaller
+// of the configured size and statfs's figure.
 func (m *Monitor) FreeSpace(dir string) (uint64, error) {
+	fsFree, err := statfsFree(dir)
 	if m.cfg.VolumeSize <= 0 {
-		return statfsFree(dir)
+		return fsFree, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	bound := int64(-1)
+	if err == nil {
+		bound = int64(min(fsFree, 1<<62))
+	}
 	m.models.request()
-	if err := m.models.waitCounted(ctx); err != nil {
-		return 0, err
+	if !m.models.isCounted() {
+		if bound < 0 {
+			return 0, fmt.Errorf("the models folder has not been counted yet, and %w", err)
+		}
+		return uint64(min(bound, m.cfg.VolumeSize)), nil
 	}
-	used := m.models.snapshot().Bytes + m.models.partBytes()
-	return uint64(max(0, m.cfg.VolumeSize-used)), nil
+	return uint64(m.configuredFree(bound)), nil
 }

@@ -10,9 +10,11 @@ import (
 )
 
 // volume reads the workspace's filesystem. With VolumeSize set, the total is
-// the configured size and Snapshot fills in used and free from the models.
-func (m *Monitor) volume() Volume {
-	v := Volume{Path: m.cfg.Workspace, Source: SourceStatfs}
+// the configured size and Snapshot fills in used and free from the models;
+// fsFree is then statfs's free space, a bound on that free (-1: unknown).
+func (m *Monitor) volume() (v Volume, fsFree int64) {
+	fsFree = -1
+	v = Volume{Path: m.cfg.Workspace, Source: SourceStatfs}
 	st, err := statfs(m.cfg.Workspace)
 	if err != nil {
 		if !m.volFailing {
@@ -25,12 +27,25 @@ func (m *Monitor) volume() Volume {
 			m.volFailing = false
 		}
 		v.TotalBytes, v.UsedBytes, v.FreeBytes = st.total, st.used, st.free
+		fsFree = st.free
 		v.Filesystem = filesystemName(m.cfg.Workspace, st.magic, filepath.Join(m.cfg.ProcDir, "self", "mountinfo"))
 	}
 	if m.cfg.VolumeSize > 0 {
 		v.TotalBytes, v.Source = m.cfg.VolumeSize, SourceConfig
 	}
-	return v
+	return v, fsFree
+}
+
+// configuredFree is the free space with VolumeSize set: the size less what
+// the models folder holds, and never more than the filesystem itself says
+// is free (a full cluster or a quota below the configured size). fsFree < 0
+// when statfs could not say.
+func (m *Monitor) configuredFree(fsFree int64) int64 {
+	free := max(0, m.cfg.VolumeSize-m.models.snapshot().Bytes-m.models.partBytes())
+	if fsFree >= 0 {
+		free = min(free, fsFree)
+	}
+	return free
 }
 
 // fsStat is what statfs tells about a filesystem, in bytes.

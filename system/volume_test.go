@@ -74,7 +74,10 @@ func TestVolumeSizeFromConfig(t *testing.T) {
 	go func() { done <- m.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	// The downloader asks before a download: it waits for the first count.
+	// The downloader asks before a download: the folder as counted.
+	for m.Snapshot(context.Background()).Models.CountedAt == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
 	free, err := m.FreeSpace(models)
 	if err != nil || free != 10_000-3700 {
 		t.Fatalf("FreeSpace = %d, %v; want 6300", free, err)
@@ -100,6 +103,63 @@ func TestVolumeSizeFromConfig(t *testing.T) {
 	m.Added("loras/huge.safetensors", 1_000_000)
 	if free, _ := m.FreeSpace(models); free != 0 {
 		t.Fatalf("FreeSpace of an over-full volume = %d, want 0", free)
+	}
+}
+
+// The downloader asks for the free space holding the lock every download's
+// start and end need: the answer never waits for a walk (on a slow network
+// volume one takes minutes). Before the first walk it is the bound the
+// configured size and statfs give.
+func TestFreeSpaceNeverWaitsForTheWalk(t *testing.T) {
+	ws := t.TempDir()
+	models := filepath.Join(ws, "models")
+	write(t, filepath.Join(models, "loras", "b.safetensors"), 500)
+	m := New(Config{Workspace: ws, ModelsDir: models, VolumeSize: 10_000}) // not run: no walk ever ends
+	type answer struct {
+		free uint64
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		free, err := m.FreeSpace(models)
+		got <- answer{free, err}
+	}()
+	select {
+	case a := <-got:
+		if a.err != nil || a.free != 10_000 {
+			t.Fatalf("FreeSpace before any walk = %d, %v; want the configured 10000", a.free, a.err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("FreeSpace waited for a walk")
+	}
+}
+
+// A configured size larger than the filesystem: free is never more than
+// statfs says a writer may use, in the answer to the downloader and in the
+// panel.
+func TestConfiguredFreeBoundByStatfs(t *testing.T) {
+	ws := t.TempDir()
+	models := filepath.Join(ws, "models")
+	write(t, filepath.Join(models, "loras", "b.safetensors"), 500)
+	fsFree, err := statfsFree(models)
+	if err != nil {
+		t.Skip("statfs:", err)
+	}
+	m := New(Config{Workspace: ws, ModelsDir: models, VolumeSize: 1 << 60})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for m.Snapshot(context.Background()).Models.CountedAt == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	slack := uint64(1 << 30) // others write to this filesystem meanwhile; still far below 1<<60
+	if free, err := m.FreeSpace(models); err != nil || free > fsFree+slack {
+		t.Errorf("FreeSpace = %d, %v; statfs says %d", free, err, fsFree)
+	}
+	time.Sleep(fresh)
+	if v := m.Snapshot(context.Background()).Volume; uint64(v.FreeBytes) > fsFree+slack || v.TotalBytes != 1<<60 {
+		t.Errorf("volume = %+v; statfs says %d free", v, fsFree)
 	}
 }
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Store, missingBytes, spaceShort, historyRow, mergeHistory, retryable, notificationFor } from "../static/js/state.js";
+import { Store, missingBytes, spaceShort, volumeTaken, historyRow, mergeHistory, retryable, notificationFor } from "../static/js/state.js";
 
 test("the system measurement comes with the snapshot and every system frame", () => {
   const s = new Store();
@@ -24,6 +24,15 @@ test("a preset too big for the free space is told apart", () => {
   assert.equal(spaceShort(p, sys(300)), null);
   assert.equal(spaceShort(p, sys(0, 0)), null); // size unknown: no warning
   assert.equal(spaceShort(p, null), null);
+});
+
+test("the volume bar fills what the text does not call free", () => {
+  // ext4 with root's 5 % reserve: 20 used, 75 free of 100; the bar is 25.
+  assert.equal(volumeTaken({ total_bytes: 100, used_bytes: 20, free_bytes: 75 }), 25);
+  assert.equal(volumeTaken({ total_bytes: 100, used_bytes: 100, free_bytes: 0 }), 100);
+  assert.equal(volumeTaken({ total_bytes: 100, used_bytes: 0, free_bytes: 120 }), 0);
+  assert.equal(volumeTaken({ total_bytes: 0, used_bytes: 0, free_bytes: 0 }), 0);
+  assert.equal(volumeTaken(null), 0);
 });
 
 test("download frames become history rows, merged newest first", () => {

@@ -5,6 +5,7 @@
 
 import { h } from "./dom.js";
 import { formatBytes, formatMemory } from "./format.js";
+import { volumeTaken } from "./state.js";
 
 // meter is a bar of used out of total that turns amber above 75 % and red
 // above 90 %.
@@ -99,7 +100,7 @@ export class PodPanel {
     this.fsChip.textContent = v.filesystem || "unknown";
     this.fsChip.hidden = !v.filesystem;
     if (v.total_bytes > 0) {
-      this.volMeter.set(v.used_bytes, v.total_bytes);
+      this.volMeter.set(volumeTaken(v), v.total_bytes);
       this.volMain.replaceChildren(h("strong", { text: `${formatBytes(v.free_bytes)} free` }), ` of ${formatBytes(v.total_bytes)}`);
     } else {
       this.volMeter.set(0, 0);

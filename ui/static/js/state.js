@@ -288,6 +288,17 @@ export function spaceShort(preset, system) {
   return need > v.free_bytes ? { need, free: v.free_bytes } : null;
 }
 
+// volumeTaken is what the volume bar fills: all but the free space the text
+// names. used_bytes counts root's reserved blocks, which an unprivileged
+// writer cannot use either, so a bar of used/total would show room the
+// sentence (and spaceShort) do not.
+export function volumeTaken(v) {
+  if (!v || !(v.total_bytes > 0) || typeof v.free_bytes !== "number") {
+    return 0;
+  }
+  return Math.min(v.total_bytes, Math.max(0, v.total_bytes - v.free_bytes));
+}
+
 // historyRow is a download frame in the shape of a download_history row.
 export function historyRow(d) {
   let duration = null;
