@@ -288,8 +288,9 @@ func (t *transfer) attempt(ctx context.Context) error {
 	resp, meta, err := t.src.probe(pctx, from, from+pieceSize(t.cfg.window, t.cfg.connections)-1)
 	watchdog.Stop()
 	if err != nil {
+		cause := context.Cause(pctx) // before the cancel below sets one
 		pcancel(nil)
-		return transportError(t.cfg.file, context.Cause(pctx), err, t.cfg.stallTimeout)
+		return transportError(t.cfg.file, cause, err, t.cfg.stallTimeout)
 	}
 	keep := false
 	defer func() {
