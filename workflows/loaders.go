@@ -116,9 +116,9 @@ func canonicalDir(dir string) string {
 	return dir
 }
 
-// canonicalPath is rel with its folder named canonically, so the same file
-// under either alias has one key.
-func canonicalPath(rel string) string {
+// CanonicalPath is rel with its folder named canonically, so the same file
+// under either alias has one key: ComfyUI looks in both.
+func CanonicalPath(rel string) string {
 	dir, rest, _ := strings.Cut(rel, "/")
 	return canonicalDir(dir) + "/" + rest
 }

@@ -102,7 +102,7 @@ func (c *collector) add(r Ref) error {
 	if c.index == nil {
 		c.index = map[string]int{}
 	}
-	key := canonicalPath(dir + "/" + name)
+	key := CanonicalPath(dir + "/" + name)
 	if i, ok := c.index[key]; ok {
 		// The same file met again: keep what either mention knows.
 		prev := &c.refs[i]
