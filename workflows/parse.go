@@ -471,12 +471,23 @@ func (c *collector) readNodes(nodes []uiNode, g graph, depth int) error {
 // inputs, by slot: its widgets_values, one per input that has a widget and
 // in their order (or by name when an object), unless the input is itself
 // fed by the subgraph n sits in. Values that are not strings are not file
-// names and are left out.
+// names and are left out. A list whose length is not the number of those
+// inputs (a promoted seed's "control after generate", say) cannot be
+// matched to them safely, and is not used.
 func instanceValues(n uiNode, sg subgraph, g graph) map[int]string {
 	var list []any
 	var obj map[string]any
 	if json.Unmarshal(n.Widgets, &list) != nil {
 		_ = json.Unmarshal(n.Widgets, &obj)
+	}
+	widgets := 0
+	for _, in := range n.Inputs {
+		if in.widgetName() != "" {
+			widgets++
+		}
+	}
+	if len(list) != widgets {
+		list = nil
 	}
 	out := map[int]string{}
 	k := 0

@@ -290,6 +290,8 @@ func TestSubgraphInputsReadPerInstance(t *testing.T) {
 			[]Ref{{Directory: "loras", Name: "instance-A.safetensors"}, {Directory: "vae", Name: "inner.safetensors"}, {Directory: "loras", Name: "instance-B.safetensors"}}},
 		{"the same value twice is one file", instance(10, "same.safetensors") + "," + instance(11, "same.safetensors"),
 			[]Ref{{Directory: "loras", Name: "same.safetensors"}, {Directory: "vae", Name: "inner.safetensors"}}},
+		{"values that do not line up with the inputs are not used", `{"id":10,"type":"sg-1","inputs":[{"name":"seed","widget":{"name":"seed"},"link":null},{"name":"lora_name","widget":{"name":"lora_name"},"link":null}],"widgets_values":[5,"randomize","x.safetensors"]}`,
+			[]Ref{{Directory: "loras", Name: "stale-default.safetensors"}, {Directory: "vae", Name: "inner.safetensors"}}},
 		{"an instance without the value keeps the inner one", `{"id":10,"type":"sg-1"}`,
 			[]Ref{{Directory: "loras", Name: "stale-default.safetensors"}, {Directory: "vae", Name: "inner.safetensors"}}},
 		{"through a subgraph inside a subgraph", `{"id":12,"type":"outer","inputs":[{"name":"lora","widget":{"name":"lora"},"link":null}],"widgets_values":["nested.safetensors"]}`,
