@@ -141,10 +141,12 @@ type Manager struct {
 	owners    map[string]model.ModelFile   // whose file is in place, on those paths
 	corrupt   map[string]model.CorruptFile // files a verify found corrupt, by path
 	fileStamp fileStamp
-	downloads []*download       // every download since start, oldest first
-	queue     []*download       // waiting for a worker, in order asked
-	reserved  map[string]bool   // presets being queued right now
-	workflows map[string]Preset // workflow downloads queued since start, by id, for Retry
+	downloads []*download     // every download since start, oldest first
+	queue     []*download     // waiting for a worker, in order asked
+	reserved  map[string]bool // presets being queued right now
+	// workflows are the files of each workflow download queued since the
+	// start, by download id, for Retry (after a restart they are gone).
+	workflows map[int64]Preset
 	running   bool
 	wake      chan struct{}
 	// identify asks for the files on shared paths that no record names to
@@ -238,7 +240,7 @@ func New(cfg Config) (*Manager, error) {
 		owners:    map[string]model.ModelFile{},
 		corrupt:   map[string]model.CorruptFile{},
 		reserved:  map[string]bool{},
-		workflows: map[string]Preset{},
+		workflows: map[int64]Preset{},
 		wake:      make(chan struct{}, 1),
 		identify:  make(chan struct{}, 1),
 		unknown:   map[string]fileStamp{},

@@ -351,8 +351,9 @@ func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 	var presetID string
 	var status model.DownloadStatus
 	var kind model.DownloadKind
+	var live Preset
 	if d != nil {
-		presetID, status, kind = d.preset.ID, d.status, d.kind
+		presetID, status, kind, live = d.preset.ID, d.status, d.kind, d.preset
 	}
 	m.mu.Unlock()
 	if d == nil {
@@ -375,10 +376,15 @@ func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 	if kind == model.KindVerify {
 		return m.Verify(ctx, presetID)
 	}
-	if wf, ok := m.workflow(presetID); ok {
-		return m.enqueue(ctx, wf)
-	}
 	if isWorkflowID(presetID) {
+		// The files of this very download: another install may have used
+		// the same workflow name since.
+		if d != nil {
+			return m.enqueueWorkflow(ctx, live)
+		}
+		if wf, ok := m.workflow(id); ok {
+			return m.enqueueWorkflow(ctx, wf)
+		}
 		return Download{}, model.Errorf(model.CodeNotRetryable, "Download %d fetched a workflow's models before the dashboard restarted; check the workflow again to install what is still missing.", id)
 	}
 	return m.Install(ctx, presetID)

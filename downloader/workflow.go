@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"dashboard/model"
+	"dashboard/workflows"
 )
 
 // WorkflowPrefix starts the preset id of a workflow's download:
@@ -39,10 +40,22 @@ func (m *Manager) InstallWorkflow(ctx context.Context, name string, files []Work
 	if err != nil {
 		return Download{}, err
 	}
+	return m.enqueueWorkflow(ctx, p)
+}
+
+// enqueueWorkflow queues p and remembers its files under the download's
+// id, for Retry. Only a download that was queued is remembered: an install
+// refused because the same name is busy must not change what a retry of
+// the busy one fetches.
+func (m *Manager) enqueueWorkflow(ctx context.Context, p Preset) (Download, error) {
+	d, err := m.enqueue(ctx, p)
+	if err != nil {
+		return d, err
+	}
 	m.mu.Lock()
-	m.workflows[p.ID] = p // for Retry
+	m.workflows[d.ID] = p
 	m.mu.Unlock()
-	return m.enqueue(ctx, p)
+	return d, nil
 }
 
 // workflowPreset checks a workflow's files and makes the preset its
@@ -57,7 +70,7 @@ func (m *Manager) workflowPreset(name string, files []WorkflowFile) (Preset, err
 	}
 	known := m.knownFiles()
 	p := Preset{ID: WorkflowPrefix + name, Name: name, Category: "Workflow", Files: []PresetFile{}}
-	seen := map[string]bool{}
+	seen := map[string]bool{} // by canonical path: an alias folder holds the same file
 	for i, wf := range files {
 		rel, err := cleanRelPath(strings.TrimSuffix(strings.TrimSpace(wf.Directory), "/") + "/" + strings.TrimSpace(wf.Name))
 		if err != nil || strings.TrimSpace(wf.Directory) == "" || strings.TrimSpace(wf.Name) == "" {
@@ -67,13 +80,16 @@ func (m *Manager) workflowPreset(name string, files []WorkflowFile) (Preset, err
 		if err != nil {
 			return Preset{}, invalidWorkflow("Model %d (%s) has no http(s) URL to fetch it from.", i+1, rel)
 		}
-		if seen[rel] {
+		if seen[workflows.CanonicalPath(rel)] {
 			continue
 		}
-		seen[rel] = true
+		seen[workflows.CanonicalPath(rel)] = true
 		f := PresetFile{Path: rel, URL: u}
-		if k, ok := known[rel]; ok && k.URL == u {
-			f.SizeBytes, f.exact, f.sha256 = k.SizeBytes, k.exact, k.sha256
+		if k, ok := presetFileAt(known, rel, u); ok {
+			// The preset's file, maybe under the other alias folder, where
+			// ComfyUI finds it too: fetch it to the preset's path, so the
+			// preset shows installed, with its checksum and size.
+			f.Path, f.SizeBytes, f.exact, f.sha256 = k.Path, k.SizeBytes, k.exact, k.sha256
 		}
 		if sum := strings.ToLower(strings.TrimSpace(wf.SHA256)); sum != "" {
 			if !model.IsSHA256(sum) {
@@ -87,23 +103,43 @@ func (m *Manager) workflowPreset(name string, files []WorkflowFile) (Preset, err
 	return p, nil
 }
 
-// knownFiles are the files presets.yaml lists, by path.
-func (m *Manager) knownFiles() map[string]PresetFile {
+// knownFiles are the files presets.yaml lists, by canonical path (the
+// alias folders clip/text_encoders and unet/diffusion_models as one).
+func (m *Manager) knownFiles() map[string][]PresetFile {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := map[string]PresetFile{}
+	out := map[string][]PresetFile{}
 	for _, p := range m.presets {
 		for _, f := range p.Files {
-			if _, dup := out[f.Path]; !dup {
-				out[f.Path] = f
-			}
+			key := workflows.CanonicalPath(f.Path)
+			out[key] = append(out[key], f)
 		}
 	}
 	return out
 }
 
-// workflow is the workflow download queued under id since the start, for Retry.
-func (m *Manager) workflow(id string) (Preset, bool) {
+// presetFileAt is a preset's file at rel, or at rel in its alias folder,
+// fetched from url; one at rel itself first.
+func presetFileAt(known map[string][]PresetFile, rel, url string) (PresetFile, bool) {
+	var found PresetFile
+	ok := false
+	for _, k := range known[workflows.CanonicalPath(rel)] {
+		if k.URL != url {
+			continue
+		}
+		if k.Path == rel {
+			return k, true
+		}
+		if !ok {
+			found, ok = k, true
+		}
+	}
+	return found, ok
+}
+
+// workflow is the files of workflow download id, queued since the start,
+// for Retry.
+func (m *Manager) workflow(id int64) (Preset, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p, ok := m.workflows[id]

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // A user drops ComfyUI's real getting-started template on Home: the card
@@ -109,4 +110,48 @@ func TestDropAWorkflowAndInstallWhatIsMissing(t *testing.T) {
 	}
 	tb.do("pick a file", chromedp.SetUploadFiles(chromedp.CSS("#wf-file"), []string{bad}))
 	tb.waitFor("the refusal", `document.getElementById("wf-msg").textContent.startsWith("notes.json: This is not a ComfyUI workflow")`)
+}
+
+// The card from the keyboard, and a download that ends before the install
+// request answers (a file the host does not have, the answer held back):
+// the focus stays where the answer is, and Install comes back for another
+// try instead of staying hidden for good.
+func TestWorkflowCardKeepsTheFocusAndAFastEnd(t *testing.T) {
+	needBrowser(t)
+	d := startDashboard(t, newFakeHF(t), dashOptions{})
+	dir := t.TempDir()
+	wf := filepath.Join(dir, "gone.json")
+	if err := os.WriteFile(wf, []byte(`{"nodes":[{"id":1,"type":"LoraLoaderModelOnly","mode":0,"widgets_values":["gone.safetensors",1],
+	  "properties":{"models":[{"name":"gone.safetensors","directory":"loras","url":"https://huggingface.co/org/repo/resolve/main/gone.safetensors"}]}}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "notes.json")
+	if err := os.WriteFile(bad, []byte(`["not","a","workflow"]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tb := newTab(t, newBrowser(t), "home")
+	tb.navigate(d.url("/"))
+	tb.waitLive()
+	// The install's answer comes only after its download has failed.
+	tb.do("hold back the install's answer", chromedp.Evaluate[chromedp.Void](`(() => {
+		const real = window.fetch;
+		window.fetch = async (...args) => {
+			const r = await real(...args);
+			if (String(args[0]).includes("/api/workflows/install")) {
+				await new Promise((ok) => setTimeout(ok, 2000));
+			}
+			return r;
+		};
+	})()`))
+
+	tb.do("focus Choose a file", chromedp.Evaluate[chromedp.Void](`document.getElementById("wf-pick").focus()`))
+	tb.do("pick a file that is no workflow", chromedp.SetUploadFiles(chromedp.CSS("#wf-file"), []string{bad}))
+	tb.waitFor("the refusal, the focus kept on Choose a file", `document.getElementById("wf-msg").textContent.startsWith("notes.json:") && document.activeElement.id === "wf-pick"`)
+	tb.do("pick the workflow", chromedp.SetUploadFiles(chromedp.CSS("#wf-file"), []string{wf}))
+	tb.waitFor("the result, focused", `document.querySelectorAll("#wf-list .wf-item").length === 1 && document.activeElement.id === "wf-summary"`)
+	tb.do("press Tab", chromedp.KeyEvent(kb.Tab))
+	tb.waitFor("Install focused", `document.activeElement.id === "wf-install"`)
+	tb.do("press Enter", chromedp.KeyEvent(kb.Enter))
+	tb.waitFor("the focus on the download's progress", `document.activeElement.id === "wf-follow"`)
+	tb.waitFor("failed, and Install back", `document.getElementById("wf-follow").dataset.status === "failed" && !document.getElementById("wf-install").hidden && document.querySelector('#wf-list .wf-item[data-present="false"]')`)
 }

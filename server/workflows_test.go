@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"dashboard/downloader"
+	"dashboard/model"
 	"dashboard/server"
 	"dashboard/workflows"
 )
@@ -268,5 +269,95 @@ func TestWorkflowInstallChecksTheHash(t *testing.T) {
 	}
 	if failed := waitDownload(t, c, again.ID, "failed", 10*time.Second); failed.Error == nil || failed.Error.Code != "checksum_mismatch" {
 		t.Fatalf("retried download %+v", failed)
+	}
+}
+
+// Two installs under one workflow name (ComfyUI names every image
+// ComfyUI_00001_.png): the second, refused while the first downloads, must
+// not change what a retry of the first fetches.
+func TestWorkflowRetryFetchesItsOwnFiles(t *testing.T) {
+	models := t.TempDir()
+	e := start(t, options{modelsDir: models})
+	c := e.dial(t, nil)
+	c.next(t, "snapshot", 2*time.Second)
+	const hf = "https://huggingface.co/org/repo/resolve/main/"
+	first := `{"name":"ComfyUI_00001_","models":[{"directory":"loras","name":"slow-first-A.safetensors","url":"` + hf + `slow-first-A.safetensors"}]}`
+	other := `{"name":"ComfyUI_00001_","models":[{"directory":"loras","name":"other-B.safetensors","url":"` + hf + `other-B.safetensors"}]}`
+	var d downloader.Download
+	if status, raw := e.call(t, "POST", "/api/workflows/install", first, &d); status != 202 {
+		t.Fatalf("install: %d %s", status, raw)
+	}
+	var env struct {
+		Error struct{ Code, Message string }
+	}
+	if status, raw := e.call(t, "POST", "/api/workflows/install", other, &env); status != 409 || env.Error.Code != "already_queued" {
+		t.Fatalf("the second install: %d %s", status, raw)
+	}
+	if status, raw := e.call(t, "POST", "/api/downloads/"+itoa(d.ID)+"/cancel", "", nil); status != 200 {
+		t.Fatalf("cancel: %d %s", status, raw)
+	}
+	var again downloader.Download
+	if status, raw := e.call(t, "POST", "/api/downloads/"+itoa(d.ID)+"/retry", "", &again); status != 202 {
+		t.Fatalf("retry: %d %s", status, raw)
+	}
+	waitDownload(t, c, again.ID, "completed", 20*time.Second)
+	if _, err := os.Stat(filepath.Join(models, "loras", "slow-first-A.safetensors")); err != nil {
+		t.Errorf("the retry did not fetch the first install's file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(models, "loras", "other-B.safetensors")); err == nil {
+		t.Error("the retry fetched the refused install's file")
+	}
+	// The retry's own retry fetches the same files again.
+	if status, raw := e.call(t, "POST", "/api/downloads/"+itoa(again.ID)+"/retry", "", &env); status != 409 || env.Error.Code != "not_retryable" {
+		t.Fatalf("retry of a completed download: %d %s", status, raw)
+	}
+}
+
+// A workflow naming a file in one alias folder (unet/) that a preset lists
+// in the other (diffusion_models/), from the same URL: the install keeps
+// the preset's checksum and size, and puts the file where the preset has it.
+func TestWorkflowInstallKeepsAnAliasPresetsChecksum(t *testing.T) {
+	const url = "https://huggingface.co/org/repo/resolve/main/flux1-dev.safetensors"
+	for _, tc := range []struct {
+		name, sha string
+		want      model.DownloadStatus
+	}{
+		{"a wrong checksum fails", strings.Repeat("0", 64), "failed"},
+		{"the right one lands where the preset has it", func() string {
+			s := sha256.Sum256(fileBytes("/org/repo/resolve/main/flux1-dev.safetensors", 256<<10))
+			return hex.EncodeToString(s[:])
+		}(), "completed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			models := t.TempDir()
+			presets := "presets:\n  FLUX:\n    name: Flux dev\n    files:\n    - path: diffusion_models/flux1-dev.safetensors\n      url: " + url + "\n      size: 262144\n      sha256: " + tc.sha + "\n"
+			e := start(t, options{modelsDir: models, presets: presets})
+			c := e.dial(t, nil)
+			c.next(t, "snapshot", 2*time.Second)
+			body := `{"name":"flux","models":[{"directory":"unet","name":"flux1-dev.safetensors","url":"` + url + `"}]}`
+			var d downloader.Download
+			if status, raw := e.call(t, "POST", "/api/workflows/install", body, &d); status != 202 {
+				t.Fatalf("install: %d %s", status, raw)
+			}
+			if d.BytesTotal != 256<<10 {
+				t.Errorf("bytes_total = %d, want the preset's size", d.BytesTotal)
+			}
+			got := waitDownload(t, c, d.ID, tc.want, 10*time.Second)
+			if tc.want == "failed" {
+				if got.Error == nil || got.Error.Code != "checksum_mismatch" {
+					t.Fatalf("download %+v", got)
+				}
+				return
+			}
+			if _, err := os.Stat(filepath.Join(models, "diffusion_models", "flux1-dev.safetensors")); err != nil {
+				t.Fatalf("not where the preset has it: %v", err)
+			}
+			var p struct {
+				Status string `json:"status"`
+			}
+			if status, raw := e.call(t, "GET", "/api/presets/FLUX", "", &p); status != 200 || p.Status != downloader.PresetInstalled {
+				t.Fatalf("preset after the install: %d %s", status, raw)
+			}
+		})
 	}
 }

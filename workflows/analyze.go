@@ -44,7 +44,7 @@ type Known struct {
 func Analyze(refs []Ref, known []Known, exists func(rel string) bool) []Model {
 	byPlace := map[string][]Known{}
 	for _, k := range known {
-		key := canonicalPath(k.Path)
+		key := CanonicalPath(k.Path)
 		byPlace[key] = append(byPlace[key], k)
 	}
 	out := make([]Model, 0, len(refs))
@@ -61,7 +61,7 @@ func Analyze(refs []Ref, known []Known, exists func(rel string) bool) []Model {
 			m.Hash = &h
 		}
 		// A name with subfolders is matched by its whole path.
-		for _, k := range byPlace[canonicalPath(r.Path())] {
+		for _, k := range byPlace[CanonicalPath(r.Path())] {
 			m.Sources = append(m.Sources, Source{Kind: SourcePreset, PresetID: k.PresetID, PresetName: k.PresetName, URL: k.URL})
 			if m.Size == nil && k.Size > 0 {
 				size := k.Size

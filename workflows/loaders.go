@@ -1,6 +1,10 @@
 package workflows
 
-import "strings"
+import (
+	"path"
+	"slices"
+	"strings"
+)
 
 // loader is a ComfyUI node that loads model files, and which of its inputs
 // name one: by input name in the API format, by widget position in the UI
@@ -13,16 +17,50 @@ type loaderInput struct {
 	name      string // the input's name (API format, and object-shaped widgets)
 	widget    int    // its position in widgets_values (UI format)
 	directory string // the models folder ComfyUI looks in
+	// special, when set, says where a value ComfyUI does not look up in
+	// directory is: another folder, or ok false when it is no file.
+	special func(value string) (dir string, ok, handled bool)
+}
+
+// folder is where ComfyUI looks for the file value names; ok is false when
+// value names no file.
+func (in loaderInput) folder(value string) (string, bool) {
+	if in.special != nil {
+		if dir, ok, handled := in.special(value); handled {
+			return dir, ok
+		}
+	}
+	return in.directory, true
+}
+
+// VAELoader's names that are not files in vae/ (ComfyUI's nodes.py,
+// VAELoader.load_vae): "pixel_space" is built in; the image TAEs are
+// built from vae_approx/<name>_encoder.* and _decoder.*, which the list
+// offers only when both are there, so nothing is missing; the video TAEs
+// are files in vae_approx/, offered by their file name.
+var (
+	vaeBuiltins  = []string{"pixel_space", "taesd", "taesdxl", "taesd3", "taef1", "taef2"}
+	vaeVideoTAEs = []string{"taehv", "lighttaew2_2", "lighttaew2_1", "lighttaehy1_5", "taeltx_2", "taeh3"}
+)
+
+func vaeSpecial(value string) (string, bool, bool) {
+	if slices.Contains(vaeBuiltins, value) {
+		return "", false, true
+	}
+	if slices.Contains(vaeVideoTAEs, strings.TrimSuffix(value, path.Ext(value))) {
+		return "vae_approx", true, true
+	}
+	return "", false, false
 }
 
 func one(name, dir string) loader {
-	return loader{inputs: []loaderInput{{name, 0, dir}}}
+	return loader{inputs: []loaderInput{{name: name, directory: dir}}}
 }
 
 func many(dir string, names ...string) loader {
 	l := loader{}
 	for i, n := range names {
-		l.inputs = append(l.inputs, loaderInput{n, i, dir})
+		l.inputs = append(l.inputs, loaderInput{name: n, widget: i, directory: dir})
 	}
 	return l
 }
@@ -34,28 +72,28 @@ var loaders = map[string]loader{
 	"ImageOnlyCheckpointLoader": one("ckpt_name", "checkpoints"),
 	"unCLIPCheckpointLoader":    one("ckpt_name", "checkpoints"),
 	"CheckpointLoader": {inputs: []loaderInput{
-		{"config_name", 0, "configs"}, {"ckpt_name", 1, "checkpoints"},
+		{name: "config_name", widget: 0, directory: "configs"}, {name: "ckpt_name", widget: 1, directory: "checkpoints"},
 	}},
-	"LoraLoader":          one("lora_name", "loras"),
-	"LoraLoaderModelOnly": one("lora_name", "loras"),
-	"VAELoader":           one("vae_name", "vae"),
-	"UNETLoader":          one("unet_name", "diffusion_models"),
-	"CLIPLoader":          one("clip_name", "text_encoders"),
-	"DualCLIPLoader":      many("text_encoders", "clip_name1", "clip_name2"),
-	"TripleCLIPLoader":    many("text_encoders", "clip_name1", "clip_name2", "clip_name3"),
-	"QuadrupleCLIPLoader": many("text_encoders", "clip_name1", "clip_name2", "clip_name3", "clip_name4"),
-	"CLIPVisionLoader":    one("clip_name", "clip_vision"),
-	"ControlNetLoader":    one("control_net_name", "controlnet"),
-	"DiffControlNetLoader": {inputs: []loaderInput{
-		{"control_net_name", 0, "controlnet"},
-	}},
-	"UpscaleModelLoader": one("model_name", "upscale_models"),
-	"StyleModelLoader":   one("style_model_name", "style_models"),
-	"GLIGENLoader":       one("gligen_name", "gligen"),
-	"HypernetworkLoader": one("hypernetwork_name", "hypernetworks"),
-	"PhotoMakerLoader":   one("photomaker_model_name", "photomaker"),
-	"AudioEncoderLoader": one("audio_encoder_name", "audio_encoders"),
-	"ModelPatchLoader":   one("name", "model_patches"),
+	"LoraLoader":           one("lora_name", "loras"),
+	"LoraLoaderModelOnly":  one("lora_name", "loras"),
+	"VAELoader":            {inputs: []loaderInput{{name: "vae_name", directory: "vae", special: vaeSpecial}}},
+	"UNETLoader":           one("unet_name", "diffusion_models"),
+	"CLIPLoader":           one("clip_name", "text_encoders"),
+	"DualCLIPLoader":       many("text_encoders", "clip_name1", "clip_name2"),
+	"TripleCLIPLoader":     many("text_encoders", "clip_name1", "clip_name2", "clip_name3"),
+	"QuadrupleCLIPLoader":  many("text_encoders", "clip_name1", "clip_name2", "clip_name3", "clip_name4"),
+	"CLIPVisionLoader":     one("clip_name", "clip_vision"),
+	"ControlNetLoader":     one("control_net_name", "controlnet"),
+	"DiffControlNetLoader": one("control_net_name", "controlnet"),
+	"UpscaleModelLoader":   one("model_name", "upscale_models"),
+	// comfy_extras/nodes_hunyuan.py
+	"LatentUpscaleModelLoader": one("model_name", "latent_upscale_models"),
+	"StyleModelLoader":         one("style_model_name", "style_models"),
+	"GLIGENLoader":             one("gligen_name", "gligen"),
+	"HypernetworkLoader":       one("hypernetwork_name", "hypernetworks"),
+	"PhotoMakerLoader":         one("photomaker_model_name", "photomaker"),
+	"AudioEncoderLoader":       one("audio_encoder_name", "audio_encoders"),
+	"ModelPatchLoader":         one("name", "model_patches"),
 }
 
 // aliases are folders ComfyUI treats as one: a model may sit in either.
@@ -78,9 +116,9 @@ func canonicalDir(dir string) string {
 	return dir
 }
 
-// canonicalPath is rel with its folder named canonically, so the same file
-// under either alias has one key.
-func canonicalPath(rel string) string {
+// CanonicalPath is rel with its folder named canonically, so the same file
+// under either alias has one key: ComfyUI looks in both.
+func CanonicalPath(rel string) string {
 	dir, rest, _ := strings.Cut(rel, "/")
 	return canonicalDir(dir) + "/" + rest
 }

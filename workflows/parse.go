@@ -43,6 +43,18 @@ const (
 // maxDepth bounds subgraphs inside subgraphs; ComfyUI nests a few at most.
 const maxDepth = 64
 
+// maxReadings bounds how many distinct subgraph readings (a subgraph and
+// the values an instance gives its inputs) one workflow may ask for.
+const maxReadings = 4096
+
+// subgraphInput is the origin_id of a link that comes from the input of
+// the subgraph it is in.
+const subgraphInput = -10
+
+// Legacy group nodes are typed "workflow>Name" (earlier "workflow/Name")
+// and keep their inner nodes in extra.groupNodes.
+var groupPrefixes = []string{"workflow>", "workflow/"}
+
 // Parse reads a workflow in any of its forms and returns every distinct
 // model file it refers to, in the order first met. A body that is not a
 // workflow is a model.CodeInvalidWorkflow error saying what is wrong.
@@ -69,9 +81,12 @@ func Parse(body []byte) ([]Ref, error) {
 type collector struct {
 	refs  []Ref
 	index map[string]int // Path → position in refs
-	// walked holds the subgraphs already read: every instance of one needs
-	// the same files, so each is read once, however often it is used.
-	walked map[string]bool
+	// walked holds the subgraph readings done: a subgraph and the values
+	// an instance gives its inputs. Instances that give the same values
+	// need the same files, so each reading is done once.
+	walked    map[string]bool
+	subgraphs map[string]subgraph
+	groups    map[string][]uiNode // legacy group nodes, by name
 }
 
 func (c *collector) add(r Ref) error {
@@ -87,7 +102,7 @@ func (c *collector) add(r Ref) error {
 	if c.index == nil {
 		c.index = map[string]int{}
 	}
-	key := canonicalPath(dir + "/" + name)
+	key := CanonicalPath(dir + "/" + name)
 	if i, ok := c.index[key]; ok {
 		// The same file met again: keep what either mention knows.
 		prev := &c.refs[i]
@@ -120,7 +135,43 @@ func (c *collector) readJSON(raw []byte) error {
 	if _, ok := top["nodes"]; ok {
 		return c.readUI(top)
 	}
+	if raw, ok := top["prompt"]; ok && !hasClassType(raw) {
+		return c.readPromptBody(top, raw)
+	}
 	return c.readAPI(top)
+}
+
+// readPromptBody reads the body of ComfyUI's POST /prompt, which some
+// tools save: {"prompt": <API format>, "client_id", "extra_data":
+// {"extra_pnginfo": {"workflow": <UI format>}}}. Both are read, the
+// workflow first, as in a PNG.
+func (c *collector) readPromptBody(top map[string]json.RawMessage, prompt json.RawMessage) error {
+	var extra struct {
+		PNGInfo struct {
+			Workflow json.RawMessage `json:"workflow"`
+		} `json:"extra_pnginfo"`
+	}
+	if raw, ok := top["extra_data"]; ok && json.Unmarshal(raw, &extra) == nil {
+		if wf := bytes.TrimSpace(extra.PNGInfo.Workflow); len(wf) > 0 && wf[0] == '{' {
+			if err := c.readJSON(wf); err != nil {
+				return err
+			}
+		}
+	}
+	var nodes map[string]json.RawMessage
+	if err := json.Unmarshal(prompt, &nodes); err != nil {
+		return invalid("The workflow's \"prompt\" must be an API-format prompt, an object of nodes (%s).", jsonProblem(err))
+	}
+	return c.readAPI(nodes)
+}
+
+// hasClassType says whether raw is a node of the API format: a node whose
+// id is "prompt" is not the /prompt body.
+func hasClassType(raw json.RawMessage) bool {
+	var n struct {
+		ClassType json.RawMessage `json:"class_type"`
+	}
+	return json.Unmarshal(raw, &n) == nil && n.ClassType != nil
 }
 
 // uiNode is a node of the UI format, as far as models are concerned.
@@ -129,9 +180,57 @@ type uiNode struct {
 	Type       string          `json:"type"`
 	Mode       int             `json:"mode"`
 	Widgets    json.RawMessage `json:"widgets_values"`
+	Inputs     uiInputs        `json:"inputs"`
 	Properties struct {
 		Models []modelFile `json:"models"`
 	} `json:"properties"`
+}
+
+// uiInput is one of a node's inputs: a widget's input when Widget is set,
+// wired to a link when Link is.
+type uiInput struct {
+	Name   string `json:"name"`
+	Widget *struct {
+		Name string `json:"name"`
+	} `json:"widget"`
+	Link *int64 `json:"-"`
+}
+
+// uiInputs decodes leniently: inputs only refine what the widgets say, so
+// an odd shape is read as no inputs rather than refusing the workflow.
+type uiInputs []uiInput
+
+func (ins *uiInputs) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if json.Unmarshal(b, &raw) != nil {
+		return nil
+	}
+	for _, r := range raw {
+		var in uiInput
+		var link struct {
+			Link json.RawMessage `json:"link"`
+		}
+		if json.Unmarshal(r, &in) != nil || json.Unmarshal(r, &link) != nil {
+			continue
+		}
+		var id int64
+		if json.Unmarshal(link.Link, &id) == nil {
+			in.Link = &id
+		}
+		*ins = append(*ins, in)
+	}
+	return nil
+}
+
+// widgetName is the name of the widget in is for, "" when it is none.
+func (in uiInput) widgetName() string {
+	if in.Widget == nil {
+		return ""
+	}
+	if in.Widget.Name != "" {
+		return in.Widget.Name
+	}
+	return in.Name
 }
 
 // modelFile is a declared model: ComfyUI's {name, url, directory, hash, hash_type}.
@@ -152,8 +251,101 @@ func (m modelFile) ref() Ref {
 }
 
 type subgraph struct {
-	ID    string   `json:"id"`
-	Nodes []uiNode `json:"nodes"`
+	ID     string   `json:"id"`
+	Nodes  []uiNode `json:"nodes"`
+	Inputs []struct {
+		Name string `json:"name"`
+	} `json:"inputs"`
+	Links graphLinks `json:"links"`
+}
+
+// slot is the position of the subgraph's input an instance's input feeds:
+// by name, else by the instance input's position i.
+func (sg subgraph) slot(name string, i int) int {
+	for j, in := range sg.Inputs {
+		if in.Name == name {
+			return j
+		}
+	}
+	if i < len(sg.Inputs) {
+		return i
+	}
+	return -1
+}
+
+// graphLink is where a link comes from.
+type graphLink struct {
+	origin int64 // node id; subgraphInput for the subgraph's own input
+	slot   int
+}
+
+// graphLinks are a graph's links by id. Subgraphs save them as objects,
+// the top-level graph as [id, origin_id, origin_slot, target_id,
+// target_slot, type]; both are read, and one that is neither is skipped.
+type graphLinks map[int64]graphLink
+
+func (ls *graphLinks) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if json.Unmarshal(b, &raw) != nil {
+		return nil
+	}
+	*ls = graphLinks{}
+	for _, r := range raw {
+		var obj struct {
+			ID     *int64 `json:"id"`
+			Origin *int64 `json:"origin_id"`
+			Slot   int    `json:"origin_slot"`
+		}
+		var arr []json.RawMessage
+		switch {
+		case json.Unmarshal(r, &obj) == nil && obj.ID != nil && obj.Origin != nil:
+			(*ls)[*obj.ID] = graphLink{origin: *obj.Origin, slot: obj.Slot}
+		case json.Unmarshal(r, &arr) == nil && len(arr) >= 3:
+			var id, origin int64
+			var slot int
+			if json.Unmarshal(arr[0], &id) == nil && json.Unmarshal(arr[1], &origin) == nil && json.Unmarshal(arr[2], &slot) == nil {
+				(*ls)[id] = graphLink{origin: origin, slot: slot}
+			}
+		}
+	}
+	return nil
+}
+
+// graph is where nodes are read: a subgraph's links, and the values the
+// instance being read gives the subgraph's inputs, by slot. Both are
+// empty for the top-level graph.
+type graph struct {
+	links    graphLinks
+	bindings map[int]string
+}
+
+// fed is the value an input wired to link receives from the subgraph's
+// input, when it is wired to it and the instance gives one.
+func (g graph) fed(link *int64) (string, bool) {
+	if link == nil {
+		return "", false
+	}
+	l, ok := g.links[*link]
+	if !ok || l.origin != subgraphInput {
+		return "", false
+	}
+	v, ok := g.bindings[l.slot]
+	return v, ok
+}
+
+// key names a reading of subgraph id with these bindings.
+func (g graph) key(id string) string {
+	slots := make([]int, 0, len(g.bindings))
+	for s := range g.bindings {
+		slots = append(slots, s)
+	}
+	slices.Sort(slots)
+	var b strings.Builder
+	b.WriteString(id)
+	for _, s := range slots {
+		fmt.Fprintf(&b, "\x00%d=%s", s, g.bindings[s])
+	}
+	return b.String()
 }
 
 // readUI reads the UI format: top-level nodes, the subgraphs they
@@ -163,7 +355,7 @@ func (c *collector) readUI(top map[string]json.RawMessage) error {
 	if err := json.Unmarshal(top["nodes"], &nodes); err != nil {
 		return invalid("The workflow's \"nodes\" must be a list of nodes (%s).", jsonProblem(err))
 	}
-	subgraphs := map[string][]uiNode{}
+	c.subgraphs = map[string]subgraph{}
 	if raw, ok := top["definitions"]; ok {
 		var defs struct {
 			Subgraphs []subgraph `json:"subgraphs"`
@@ -172,10 +364,24 @@ func (c *collector) readUI(top map[string]json.RawMessage) error {
 			return invalid("The workflow's \"definitions\" could not be read (%s).", jsonProblem(err))
 		}
 		for _, sg := range defs.Subgraphs {
-			subgraphs[sg.ID] = sg.Nodes
+			c.subgraphs[sg.ID] = sg
 		}
 	}
-	if err := c.readNodes(nodes, subgraphs, 0); err != nil {
+	c.groups = map[string][]uiNode{}
+	if raw, ok := top["extra"]; ok {
+		var extra struct {
+			GroupNodes map[string]struct {
+				Nodes []uiNode `json:"nodes"`
+			} `json:"groupNodes"`
+		}
+		if err := json.Unmarshal(raw, &extra); err != nil {
+			return invalid("The workflow's \"extra\" could not be read (%s).", jsonProblem(err))
+		}
+		for name, g := range extra.GroupNodes {
+			c.groups[name] = g.Nodes
+		}
+	}
+	if err := c.readNodes(nodes, graph{}, 0); err != nil {
 		return err
 	}
 	if raw, ok := top["models"]; ok {
@@ -192,7 +398,7 @@ func (c *collector) readUI(top map[string]json.RawMessage) error {
 	return nil
 }
 
-func (c *collector) readNodes(nodes []uiNode, subgraphs map[string][]uiNode, depth int) error {
+func (c *collector) readNodes(nodes []uiNode, g graph, depth int) error {
 	if depth > maxDepth {
 		return invalid("The workflow nests subgraphs more than %d deep.", maxDepth)
 	}
@@ -206,15 +412,26 @@ func (c *collector) readNodes(nodes []uiNode, subgraphs map[string][]uiNode, dep
 				return err
 			}
 		}
-		if inner, ok := subgraphs[n.Type]; ok {
-			if c.walked[n.Type] {
+		if sg, ok := c.subgraphs[n.Type]; ok {
+			inner := graph{links: sg.Links, bindings: instanceValues(n, sg, g)}
+			key := inner.key(n.Type)
+			if c.walked[key] {
 				continue
 			}
 			if c.walked == nil {
 				c.walked = map[string]bool{}
 			}
-			c.walked[n.Type] = true
-			if err := c.readNodes(inner, subgraphs, depth+1); err != nil {
+			if len(c.walked) >= maxReadings {
+				return invalid("The workflow's subgraphs are used with more than %d different inputs.", maxReadings)
+			}
+			c.walked[key] = true
+			if err := c.readNodes(sg.Nodes, inner, depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		if inner, ok := c.groupNode(n); ok {
+			if err := c.readNodes(inner, graph{}, depth+1); err != nil {
 				return err
 			}
 			continue
@@ -228,14 +445,115 @@ func (c *collector) readNodes(nodes []uiNode, subgraphs map[string][]uiNode, dep
 			return invalid("The widgets of %s could not be read (%s).", where, err)
 		}
 		for i, in := range l.inputs {
+			// A widget wired to the subgraph's input takes the instance's value.
+			for _, ni := range n.Inputs {
+				if ni.widgetName() == in.name {
+					if v, ok := g.fed(ni.Link); ok {
+						values[i] = v
+					}
+				}
+			}
 			if v := values[i]; v != "" {
-				if err := c.add(Ref{Directory: in.directory, Name: v}); err != nil {
+				dir, ok := in.folder(v)
+				if !ok {
+					continue
+				}
+				if err := c.add(Ref{Directory: dir, Name: v}); err != nil {
 					return invalid("%s: %s.", where, err.Error())
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// instanceValues are the values instance n of sg gives the subgraph's
+// inputs, by slot: its widgets_values, one per input that has a widget and
+// in their order (or by name when an object), unless the input is itself
+// fed by the subgraph n sits in. Values that are not strings are not file
+// names and are left out. A list whose length is not the number of those
+// inputs (a promoted seed's "control after generate", say) cannot be
+// matched to them safely, and is not used.
+func instanceValues(n uiNode, sg subgraph, g graph) map[int]string {
+	var list []any
+	var obj map[string]any
+	if json.Unmarshal(n.Widgets, &list) != nil {
+		_ = json.Unmarshal(n.Widgets, &obj)
+	}
+	widgets := 0
+	for _, in := range n.Inputs {
+		if in.widgetName() != "" {
+			widgets++
+		}
+	}
+	if len(list) != widgets {
+		list = nil
+	}
+	out := map[int]string{}
+	k := 0
+	for i, in := range n.Inputs {
+		name := in.widgetName()
+		if name == "" {
+			continue
+		}
+		var v any
+		if k < len(list) {
+			v = list[k]
+		} else if obj != nil {
+			v = obj[name]
+		}
+		k++
+		s, ok := v.(string)
+		if fed, ok2 := g.fed(in.Link); ok2 {
+			s, ok = fed, true
+		}
+		if slot := sg.slot(in.Name, i); ok && slot >= 0 {
+			out[slot] = s
+		}
+	}
+	return out
+}
+
+// groupNode gives the inner nodes of a legacy group node, nil and false
+// when n is none. The group node holds its inner nodes' widget values in a
+// row, in their order; when their count matches the inner nodes' own,
+// each inner node gets its share, else it keeps its own values.
+func (c *collector) groupNode(n uiNode) ([]uiNode, bool) {
+	var inner []uiNode
+	found := false
+	for _, p := range groupPrefixes {
+		if name, ok := strings.CutPrefix(n.Type, p); ok {
+			inner, found = c.groups[name]
+			if found {
+				break
+			}
+		}
+	}
+	if !found {
+		return nil, false
+	}
+	var outer []json.RawMessage
+	if json.Unmarshal(n.Widgets, &outer) != nil {
+		return inner, true
+	}
+	own := make([][]json.RawMessage, len(inner))
+	total := 0
+	for i, in := range inner {
+		_ = json.Unmarshal(in.Widgets, &own[i])
+		total += len(own[i])
+	}
+	if total != len(outer) {
+		return inner, true
+	}
+	out := make([]uiNode, len(inner))
+	at := 0
+	for i, in := range inner {
+		share, _ := json.Marshal(outer[at : at+len(own[i])])
+		at += len(own[i])
+		in.Widgets = share
+		out[i] = in
+	}
+	return out, true
 }
 
 func (c *collector) addDeclared(m modelFile, where string) error {
@@ -314,7 +632,11 @@ func (c *collector) readAPI(top map[string]json.RawMessage) error {
 			if json.Unmarshal(n.Inputs[in.name], &name) != nil || name == "" {
 				continue
 			}
-			if err := c.add(Ref{Directory: in.directory, Name: name}); err != nil {
+			dir, ok := in.folder(name)
+			if !ok {
+				continue
+			}
+			if err := c.add(Ref{Directory: dir, Name: name}); err != nil {
 				return invalid("Node %s (%s): %s.", id, n.ClassType, err.Error())
 			}
 		}

@@ -5,11 +5,13 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/png"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -262,4 +264,184 @@ func deflate(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// A loader inside a subgraph whose file widget is wired to the subgraph's
+// input takes its value from each instance, not from its own saved widget:
+// two instances can load two files.
+func TestSubgraphInputsReadPerInstance(t *testing.T) {
+	const sg = `"definitions":{"subgraphs":[{"id":"sg-1","name":"LoRA block",
+	  "inputs":[{"id":"in1","name":"lora_name","type":"COMBO","linkIds":[5]}],
+	  "nodes":[{"id":1,"type":"LoraLoaderModelOnly","mode":0,"inputs":[{"name":"model","type":"MODEL","link":null},{"name":"lora_name","type":"COMBO","widget":{"name":"lora_name"},"link":5}],"widgets_values":["stale-default.safetensors",1]},
+	    {"id":2,"type":"VAELoader","widgets_values":["inner.safetensors"]}],
+	  "links":[{"id":5,"origin_id":-10,"origin_slot":0,"target_id":1,"target_slot":1,"type":"COMBO"}]},
+	 {"id":"outer","inputs":[{"name":"lora"}],
+	  "nodes":[{"id":1,"type":"sg-1","inputs":[{"name":"lora_name","widget":{"name":"lora_name"},"link":7}],"widgets_values":["outer-stale.safetensors"]}],
+	  "links":[[7,-10,0,1,0,"COMBO"]]}]}`
+	instance := func(id int, lora string) string {
+		return fmt.Sprintf(`{"id":%d,"type":"sg-1","mode":0,"inputs":[{"name":"lora_name","type":"COMBO","widget":{"name":"lora_name"},"link":null}],"widgets_values":[%q]}`, id, lora)
+	}
+	tests := []struct {
+		name  string
+		nodes string
+		want  []Ref
+	}{
+		{"two instances, two files", instance(10, "instance-A.safetensors") + "," + instance(11, "instance-B.safetensors"),
+			[]Ref{{Directory: "loras", Name: "instance-A.safetensors"}, {Directory: "vae", Name: "inner.safetensors"}, {Directory: "loras", Name: "instance-B.safetensors"}}},
+		{"the same value twice is one file", instance(10, "same.safetensors") + "," + instance(11, "same.safetensors"),
+			[]Ref{{Directory: "loras", Name: "same.safetensors"}, {Directory: "vae", Name: "inner.safetensors"}}},
+		{"values that do not line up with the inputs are not used", `{"id":10,"type":"sg-1","inputs":[{"name":"seed","widget":{"name":"seed"},"link":null},{"name":"lora_name","widget":{"name":"lora_name"},"link":null}],"widgets_values":[5,"randomize","x.safetensors"]}`,
+			[]Ref{{Directory: "loras", Name: "stale-default.safetensors"}, {Directory: "vae", Name: "inner.safetensors"}}},
+		{"an instance without the value keeps the inner one", `{"id":10,"type":"sg-1"}`,
+			[]Ref{{Directory: "loras", Name: "stale-default.safetensors"}, {Directory: "vae", Name: "inner.safetensors"}}},
+		{"through a subgraph inside a subgraph", `{"id":12,"type":"outer","inputs":[{"name":"lora","widget":{"name":"lora"},"link":null}],"widgets_values":["nested.safetensors"]}`,
+			[]Ref{{Directory: "loras", Name: "nested.safetensors"}, {Directory: "vae", Name: "inner.safetensors"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			refs, err := Parse([]byte(`{"nodes":[` + tt.nodes + `],` + sg + `}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(refs, tt.want) {
+				t.Fatalf("refs =\n%+v\nwant\n%+v", refs, tt.want)
+			}
+		})
+	}
+}
+
+// Every loader the table knows, in both formats: its file inputs by name
+// (API) and by position (UI), each in its folder.
+func TestEveryLoader(t *testing.T) {
+	for typ, l := range loaders {
+		t.Run(typ, func(t *testing.T) {
+			inputs := map[string]string{}
+			width := 0
+			for _, in := range l.inputs {
+				width = max(width, in.widget+1)
+			}
+			widgets := make([]any, width+2) // and the loader's other widgets after them
+			var want []Ref
+			for i, in := range l.inputs {
+				name := fmt.Sprintf("file-%d.safetensors", i)
+				inputs[in.name] = name
+				widgets[in.widget] = name
+				want = append(want, Ref{Directory: in.directory, Name: name})
+			}
+			api, _ := json.Marshal(map[string]any{"1": map[string]any{"class_type": typ, "inputs": inputs}})
+			ui, _ := json.Marshal(map[string]any{"nodes": []any{map[string]any{"id": 1, "type": typ, "widgets_values": widgets}}})
+			for format, body := range map[string][]byte{"api": api, "ui": ui} {
+				refs, err := Parse(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				slices.SortFunc(refs, func(a, b Ref) int { return strings.Compare(a.Name, b.Name) })
+				if !reflect.DeepEqual(refs, want) {
+					t.Errorf("%s: refs =\n%+v\nwant\n%+v", format, refs, want)
+				}
+			}
+		})
+	}
+}
+
+// The loaders and folders docs/API.md promises, against ComfyUI's source.
+func TestLoaderTable(t *testing.T) {
+	tests := []struct{ typ, input, dir string }{
+		{"CheckpointLoader", "config_name", "configs"},
+		{"CheckpointLoader", "ckpt_name", "checkpoints"},
+		{"LatentUpscaleModelLoader", "model_name", "latent_upscale_models"},
+		{"VAELoader", "vae_name", "vae"},
+	}
+	for _, tt := range tests {
+		found := false
+		for _, in := range loaders[tt.typ].inputs {
+			found = found || (in.name == tt.input && in.directory == tt.dir)
+		}
+		if !found {
+			t.Errorf("%s has no input %s in %s", tt.typ, tt.input, tt.dir)
+		}
+	}
+	// CheckpointLoader's widgets: config first, then the checkpoint.
+	refs, err := Parse([]byte(`{"nodes":[{"id":1,"type":"CheckpointLoader","widgets_values":["v1-inference.yaml","sd15.ckpt"]}]}`))
+	want := []Ref{{Directory: "configs", Name: "v1-inference.yaml"}, {Directory: "checkpoints", Name: "sd15.ckpt"}}
+	if err != nil || !reflect.DeepEqual(refs, want) {
+		t.Fatalf("refs = %+v, %v; want %+v", refs, err, want)
+	}
+}
+
+// VAELoader offers names that are not files in vae/: the TAESD decoders
+// ComfyUI builds from vae_approx/ and its pixel-space pass-through. The
+// video TAEs are files, in vae_approx/.
+func TestVAELoaderBuiltins(t *testing.T) {
+	for _, format := range []string{"ui", "api"} {
+		var body string
+		names := []string{"taesd", "taesdxl", "taesd3", "taef1", "taef2", "pixel_space", "lighttaew2_1.safetensors", "real.safetensors"}
+		if format == "ui" {
+			var nodes []string
+			for i, n := range names {
+				nodes = append(nodes, fmt.Sprintf(`{"id":%d,"type":"VAELoader","widgets_values":[%q]}`, i+1, n))
+			}
+			body = `{"nodes":[` + strings.Join(nodes, ",") + `]}`
+		} else {
+			var nodes []string
+			for i, n := range names {
+				nodes = append(nodes, fmt.Sprintf(`"%d":{"class_type":"VAELoader","inputs":{"vae_name":%q}}`, i+1, n))
+			}
+			body = `{` + strings.Join(nodes, ",") + `}`
+		}
+		refs, err := Parse([]byte(body))
+		want := []Ref{{Directory: "vae_approx", Name: "lighttaew2_1.safetensors"}, {Directory: "vae", Name: "real.safetensors"}}
+		if err != nil || !reflect.DeepEqual(refs, want) {
+			t.Errorf("%s: refs = %+v, %v; want %+v", format, refs, err, want)
+		}
+	}
+}
+
+// The body of ComfyUI's POST /prompt, which some tools save: the prompt
+// under "prompt", and the UI's workflow under extra_data.extra_pnginfo.
+func TestPromptWrapper(t *testing.T) {
+	refs, err := Parse([]byte(`{"client_id":"x","prompt":{"4":{"class_type":"CheckpointLoaderSimple","inputs":{"ckpt_name":"a.safetensors"}}},
+	  "extra_data":{"extra_pnginfo":{"workflow":{"nodes":[{"id":1,"type":"VAELoader","widgets_values":["ae.safetensors"],"properties":{"models":[{"name":"ae.safetensors","url":"https://h/ae","directory":"vae"}]}}]}}}}`))
+	// The workflow first, as in a PNG: it knows where models come from.
+	want := []Ref{{Directory: "vae", Name: "ae.safetensors", URL: "https://h/ae"}, {Directory: "checkpoints", Name: "a.safetensors"}}
+	if err != nil || !reflect.DeepEqual(refs, want) {
+		t.Fatalf("refs = %+v, %v; want %+v", refs, err, want)
+	}
+	_, err = Parse([]byte(`{"client_id":"x","prompt":"a cat"}`))
+	if model.ErrorCode(err) != model.CodeInvalidWorkflow {
+		t.Fatalf("a prompt that is text: err = %v, want invalid_workflow", err)
+	}
+}
+
+// Legacy group nodes ("workflow>Name", or "workflow/Name" before that) keep
+// their inner nodes in extra.groupNodes and their widget values, all inner
+// nodes' in a row, on the group node.
+func TestGroupNodes(t *testing.T) {
+	const groups = `"extra":{"groupNodes":{"Loaders":{"nodes":[
+	  {"type":"CheckpointLoaderSimple","index":0,"widgets_values":["default.safetensors"]},
+	  {"type":"LoraLoader","index":1,"widgets_values":["default-lora.safetensors",1,1]},
+	  {"type":"KSampler","index":2,"widgets_values":[1,"fixed",20,8,"euler","normal",1]}],"links":[]}}}`
+	tests := []struct {
+		name, nodes string
+		want        []Ref
+	}{
+		{"the group node's own values", `{"id":5,"type":"workflow>Loaders","widgets_values":["sd_xl_base_1.0.safetensors","detail.safetensors",1,1,5,"fixed",20,8,"euler","normal",1]}`,
+			[]Ref{{Directory: "checkpoints", Name: "sd_xl_base_1.0.safetensors"}, {Directory: "loras", Name: "detail.safetensors"}}},
+		{"the older separator", `{"id":5,"type":"workflow/Loaders","widgets_values":["a.safetensors","b.safetensors",1,1,5,"fixed",20,8,"euler","normal",1]}`,
+			[]Ref{{Directory: "checkpoints", Name: "a.safetensors"}, {Directory: "loras", Name: "b.safetensors"}}},
+		{"values that do not line up: the inner nodes' own", `{"id":5,"type":"workflow>Loaders","widgets_values":["x.safetensors"]}`,
+			[]Ref{{Directory: "checkpoints", Name: "default.safetensors"}, {Directory: "loras", Name: "default-lora.safetensors"}}},
+		{"a bypassed group node needs nothing", `{"id":5,"type":"workflow>Loaders","mode":4,"widgets_values":[]}`, []Ref{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			refs, err := Parse([]byte(`{"nodes":[` + tt.nodes + `],` + groups + `}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(refs, tt.want) {
+				t.Fatalf("refs =\n%+v\nwant\n%+v", refs, tt.want)
+			}
+		})
+	}
 }

@@ -82,3 +82,13 @@ test("memory in binary units, as GPUs and RAM are sold", async () => {
   assert.equal(formatMemory(1023.99 * 2 ** 30), "1.0 TiB");
   assert.equal(formatMemory(-1), "—");
 });
+
+test("retryable offers a workflow's download only while this run of the dashboard knows it", () => {
+  const wf = (id) => ({ id, preset_id: "workflow:ComfyUI_00001_", status: "failed" });
+  const rows = [wf(7), wf(3)];
+  const live = new Map([[7, { id: 7 }]]);
+  assert.equal(retryable(rows[0], rows, live), true);
+  assert.equal(retryable(wf(3), [wf(3)], live), false, "from before a restart");
+  assert.equal(retryable(wf(7), [wf(7)]), false, "not connected yet");
+  assert.equal(retryable({ id: 3, preset_id: "SDXL", status: "failed" }, [], live), true, "a preset's is always retryable");
+});

@@ -142,7 +142,7 @@ function rowView(first) {
       tr.title = `Queued ${formatDateTime(r.started_at)}`;
     }
     if (!retryBtn.hasAttribute("aria-busy")) {
-      retryBtn.hidden = !retryable(r, pager.items);
+      retryBtn.hidden = !retryable(r, pager.items, store.downloads);
       retryBtn.setAttribute("aria-label", `Retry ${r.preset_name || r.preset_id}`);
     }
   }

@@ -342,12 +342,21 @@ export function mergeHistory(rows, row, complete) {
 
 // retryable says whether a history row offers Retry: it failed or was
 // cancelled and no newer download of the same preset has taken its place.
-export function retryable(row, rows) {
+// A workflow's download can be retried only while the dashboard that ran it
+// still knows its files (live holds this run's downloads by id): after a
+// restart the server refuses, so the button is not offered.
+export function retryable(row, rows, live) {
   if (row.status !== "failed" && row.status !== "cancelled") {
+    return false;
+  }
+  if (String(row.preset_id).startsWith(WORKFLOW_PREFIX) && !(live && live.has(row.id))) {
     return false;
   }
   return !rows.some((r) => r.preset_id === row.preset_id && r.id > row.id);
 }
+
+// WORKFLOW_PREFIX starts the preset id of a workflow's download.
+export const WORKFLOW_PREFIX = "workflow:";
 
 // notificationFor is the browser notification an event deserves, or null:
 // a download that has just ended, or a generation that completed or failed.

@@ -91,7 +91,11 @@ export function startWorkflowCheck(store, tokenModal) {
       return;
     }
     const png = /\.png$/i.test(f.name) || f.type === "image/png";
+    // Disabling the focused button sends the focus to <body>: put it back
+    // where the answer is, for keyboard and screen reader users.
+    const hadFocus = document.activeElement === pick;
     const done = busy(pick, "Checking…");
+    let ok = false;
     try {
       const r = await upload("/api/workflows/analyze", f, png ? "image/png" : "application/json");
       file = f;
@@ -99,11 +103,15 @@ export function startWorkflowCheck(store, tokenModal) {
       downloadId = null;
       follow.hidden = true;
       render();
+      ok = true;
     } catch (e) {
       result.hidden = true;
       setMessage(msg, `${f.name}: ${e.message}`);
     } finally {
       done();
+    }
+    if (hadFocus) {
+      (ok ? summary : pick).focus();
     }
   }
 
@@ -154,6 +162,8 @@ export function startWorkflowCheck(store, tokenModal) {
       return;
     }
     setMessage(msg, "");
+    const hadFocus = document.activeElement === installBtn;
+    let asked = false; // the token dialog has the focus
     const done = busy(installBtn, "Starting…");
     const name = workflowName(file.name);
     const install = async () => {
@@ -162,13 +172,20 @@ export function startWorkflowCheck(store, tokenModal) {
         models: todo.map((m) => ({ directory: m.directory, name: m.name, url: installSource(m).url, ...(m.hash ? { hash: m.hash } : {}) })),
       });
       downloadId = d.id;
-      showDownload(store.downloads.get(d.id) || d);
+      // The download may have ended before this answer came (a refused
+      // host, nothing left to fetch): its last frame was then ignored.
+      const now = store.downloads.get(d.id) || d;
+      showDownload(now);
+      if (FINISHED.has(now.status)) {
+        ended(now);
+      }
     };
     try {
       await install();
     } catch (e) {
       if (tokenModal && tokenServiceFor(e.code)) {
         // A HuggingFace or Civitai file needs a token: ask for it, then install.
+        asked = true;
         tokenModal.open({ service: tokenServiceFor(e.code), presetName: name, opener: installBtn, action: install });
       } else {
         setMessage(msg, e.message);
@@ -176,6 +193,10 @@ export function startWorkflowCheck(store, tokenModal) {
     } finally {
       done();
       render();
+    }
+    if (hadFocus && !asked) {
+      // Install hides itself while the download runs: follow it instead.
+      (follow.hidden ? (installBtn.hidden ? summary : installBtn) : follow).focus();
     }
   });
 
@@ -202,21 +223,31 @@ export function startWorkflowCheck(store, tokenModal) {
       return;
     }
     showDownload(d);
-    if (FINISHED.has(d.status) && file) {
-      // What is on disk now: check the same file again.
-      const f = file;
-      const id = downloadId;
-      upload("/api/workflows/analyze", f, /\.png$/i.test(f.name) || f.type === "image/png" ? "image/png" : "application/json")
-        .then((r) => {
-          if (file === f) {
-            models = r.models || [];
-            downloadId = d.status === "completed" ? id : null;
-            render();
-          }
-        })
-        .catch(() => {});
+    if (FINISHED.has(d.status)) {
+      ended(d);
     }
   });
+
+  // ended checks the same file again once its download is over: what is on
+  // disk now, and Install back for what is still missing (unless every
+  // file came).
+  let checked = null; // the download whose end was handled
+  function ended(d) {
+    if (!file || checked === d.id) {
+      return;
+    }
+    checked = d.id;
+    const f = file;
+    upload("/api/workflows/analyze", f, /\.png$/i.test(f.name) || f.type === "image/png" ? "image/png" : "application/json")
+      .then((r) => {
+        if (file === f) {
+          models = r.models || [];
+          downloadId = d.status === "completed" ? d.id : null;
+          render();
+        }
+      })
+      .catch(() => {});
+  }
 }
 
 function hostOf(u) {
