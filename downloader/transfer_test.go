@@ -225,6 +225,57 @@ func TestStalledConnectionRangeTakenOver(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "stopped delivering") {
 		t.Error("the takeover was not logged")
 	}
+	// Its rest was asked for from where it stopped, not from its start.
+	reqs := rs.requests()
+	stalled, resumed := reqs[1], false
+	for _, r := range reqs[2:] {
+		if r.from > stalled.from && r.from <= stalled.from+64<<10 && r.to >= stalled.to {
+			resumed = true
+		}
+	}
+	if !resumed {
+		t.Errorf("no request took over the stalled range %s from where it stopped", stalled.rng)
+	}
+}
+
+// One range the server keeps refusing (503) fails the file with the
+// network error after the retries, while the other ranges are all fetched.
+func TestRangeThatKeepsFailingFailsTheFile(t *testing.T) {
+	data := big()
+	rs := newRangeServer(t, data)
+	const bad = 8 << 20 // a piece's start
+	rs.trouble = func(r *served) trouble {
+		if r.from == bad {
+			return trouble{status: http.StatusServiceUnavailable}
+		}
+		return trouble{}
+	}
+	e := segEnv(t, rs.URL(), bigPreset("big/f.bin", hfURL("f.bin"), len(data)), 4, 16<<20, func(c *Config) {
+		c.RetryBase = time.Millisecond
+		c.MaxRetries = 3
+	})
+	d := e.wait(e.install("BIG").ID)
+	if d.Status != model.DownloadFailed || d.Error == nil || d.Error.Code != model.CodeNetwork || !strings.Contains(d.Error.Message, "503") {
+		t.Fatalf("download = %s %+v, want failed with %s naming the 503", d.Status, d.Error, model.CodeNetwork)
+	}
+	asked := 0
+	for _, r := range rs.requests() {
+		if r.from == bad {
+			asked++
+		}
+	}
+	// Retried (by the range, then by the file's attempts), but not for ever.
+	if asked < 4 || asked > 16 {
+		t.Errorf("the failing range was asked %d times, want 4 to 16 (3 retries of the range, 3 of the file)", asked)
+	}
+	// The other connections went on past it meanwhile.
+	past := int64(0)
+	for _, sp := range stateSpans(t, e.models, "big/f.bin") {
+		past += max(sp.to-max(sp.from, bad), 0)
+	}
+	if past < 8<<20 {
+		t.Errorf("only %d bytes past the failing range were fetched: it held the others up", past)
+	}
 }
 
 // A server that answers a Range with 200 gets one stream, as before.
@@ -643,4 +694,28 @@ func TestCancelThenRetryResumes(t *testing.T) {
 		t.Errorf("%d bytes fetched again after the cancel, more than a range per connection (%d)", again, bound)
 	}
 	e.noPartLeft(t, "big/f.bin")
+}
+
+// A token revoked mid-file: the CDN link expires, HuggingFace answers the
+// renewal with 401, and the file fails with hf_token_required (the UI's
+// "Add token"), not a network error; what was fetched is kept.
+func TestTokenRevokedMidFileNeedsAToken(t *testing.T) {
+	data := big()
+	f := newCDNFixture(t, data, 20<<20)
+	hf := f.hf.srv.Config.Handler
+	f.hf.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.gen.Load() > 0 { // the first link expired: the token is gone too
+			http.Error(w, "token revoked", http.StatusUnauthorized)
+			return
+		}
+		hf.ServeHTTP(w, r)
+	})
+	e := segEnv(t, f.hf.URL(), bigPreset("big/f.bin", hfURL("f.bin"), len(data)), 4, 16<<20, nil)
+	d := e.wait(e.install("BIG").ID)
+	if d.Status != model.DownloadFailed || d.Error == nil || d.Error.Code != model.CodeHFTokenRequired {
+		t.Fatalf("download = %s %+v, want failed with %s", d.Status, d.Error, model.CodeHFTokenRequired)
+	}
+	if kept := stateDone(t, e.models, "big/f.bin"); kept < 16<<20 {
+		t.Errorf("only %d bytes kept for the retry", kept)
+	}
 }
