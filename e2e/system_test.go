@@ -188,7 +188,20 @@ const notifyProbe = `(() => {
   window.focus = () => { window.__focused++; focus(); };
   const Real = window.Notification;
   if (!Real) return;
+  // The page sees "default" until it asks; the answer is the test's
+  // (__permAnswer), kept across pages as a browser would. The browser
+  // itself has granted it, so notes are made.
+  window.__perm = localStorage.getItem("__perm") || "default";
+  window.__permAnswer = "granted";
+  window.__asked = 0;
   window.Notification = class extends Real {
+    static get permission() { return window.__perm; }
+    static requestPermission() {
+      window.__asked++;
+      window.__perm = window.__permAnswer;
+      localStorage.setItem("__perm", window.__perm);
+      return Promise.resolve(window.__perm);
+    }
     constructor(title, options) {
       super(title, options);
       window.__notes.push({ title, body: (options && options.body) || "", tag: (options && options.tag) || "", closed: false, note: this });
@@ -232,8 +245,13 @@ func TestNotificationsWhenHidden(t *testing.T) {
 	tb.navigate(d.url("/settings"))
 	tb.waitLive()
 	tb.waitFor("the switch, off", `document.getElementById("notify-switch") && !document.getElementById("notify-switch").checked`)
+	// Turning it on asks the browser; a refusal leaves it off and says why.
+	tb.do("refuse the next ask", chromedp.Evaluate[chromedp.Void](`window.__permAnswer = "denied"`))
 	tb.click("#notify-switch")
-	tb.waitFor("turned on", `document.getElementById("notify-switch").checked && document.getElementById("notify-msg").dataset.kind === "success" && document.activeElement.id === "notify-switch"`)
+	tb.waitFor("refused", `window.__asked === 1 && !document.getElementById("notify-switch").checked && document.getElementById("notify-msg").textContent.includes("does not allow notifications")`)
+	tb.do("allow the next ask", chromedp.Evaluate[chromedp.Void](`window.__perm = "default"; window.__permAnswer = "granted"`))
+	tb.click("#notify-switch")
+	tb.waitFor("turned on", `window.__asked === 2 && document.getElementById("notify-switch").checked && document.getElementById("notify-msg").dataset.kind === "success" && document.activeElement.id === "notify-switch"`)
 	var s struct {
 		Notifications bool `json:"notifications"`
 	}

@@ -48,6 +48,9 @@ const notifyMsg = document.getElementById("notify-msg");
 // permission asks the browser to allow notifications (only from the user's
 // click, as browsers require) and says whether it does.
 async function permission() {
+  if (!window.isSecureContext) {
+    return "insecure"; // browsers refuse notifications to plain http:// pages (localhost aside)
+  }
   if (typeof Notification === "undefined") {
     return "unsupported";
   }
@@ -71,11 +74,14 @@ notifySwitch.addEventListener("change", async () => {
       const p = await permission();
       if (p !== "granted") {
         notifySwitch.checked = false;
+        const why = {
+          insecure:
+            "Browsers show notifications only for pages served over HTTPS (or from localhost). Open the dashboard at its https:// address, such as the pod's proxy, to turn them on.",
+          unsupported: "This browser cannot show notifications.",
+        };
         setMessage(
           notifyMsg,
-          p === "unsupported"
-            ? "This browser cannot show notifications."
-            : "The browser does not allow notifications from the dashboard. Allow them in the site's settings (beside the address), then turn this on again.",
+          why[p] || "The browser does not allow notifications from the dashboard. Allow them in the site's settings (beside the address), then turn this on again.",
         );
         return;
       }
