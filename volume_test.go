@@ -382,8 +382,24 @@ func TestTwoMountsOfOneVolume(t *testing.T) {
 	if len(ids) != 100 || refused != 100 {
 		t.Fatalf("%d written, %d refused; want 100 each", len(ids), refused)
 	}
+	// The writer stops: the dashboard on the other mount takes over and
+	// writes through its own mount, with the rollback journal too.
 	stopProc(t, a)
+	waitFor(t, 20*time.Second, "the second mount's dashboard to become the writer", func() bool {
+		_, h := health(t, b)
+		return h.Mode == "writer"
+	})
+	for i := range 50 {
+		id, status, raw := postActivity(t, b, fmt.Sprintf("after %d", i), "")
+		if status != http.StatusCreated {
+			t.Fatalf("write on the new writer: %d %s", status, raw)
+		}
+		ids = append(ids, id)
+	}
 	stopProc(t, b)
+	if !strings.Contains(b.logs.String(), "this dashboard is the volume's writer now") {
+		t.Errorf("the takeover was not logged:\n%s", b.logs.String())
+	}
 
 	if !strings.Contains(a.logs.String(), "journal_mode=delete filesystem=fuse") {
 		t.Errorf("the writer did not choose the rollback journal on FUSE:\n%s", a.logs.String())
