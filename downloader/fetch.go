@@ -97,10 +97,21 @@ type spaceBook struct {
 // the free space cannot be read the download goes ahead (a full disk is
 // still caught on write).
 func (b *spaceBook) reserve(id, need int64) error {
+	// The free space is read before the book is locked: on a slow network
+	// filesystem statfs can take long, and other downloads' bookings and
+	// releases must not wait for it. What the disk says is the same either
+	// way; what others book meanwhile is counted under the lock.
+	b.mu.Lock()
+	asking := need > b.held[id]
+	b.mu.Unlock()
+	var free uint64
+	var err error
+	if asking {
+		free, err = b.free(b.dir)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if need > b.held[id] {
-		free, err := b.free(b.dir)
+	if asking {
 		if err != nil {
 			b.log.Warn("free space unknown", "path", b.dir, "err", err)
 		} else {

@@ -371,3 +371,32 @@ func TestSparsePartIsNotCountedTwice(t *testing.T) {
 		t.Fatalf("A = %s %+v", d.Status, d.Error)
 	}
 }
+
+// Reading the free space (statfs on a slow network filesystem, say) does
+// not hold the book: other downloads' bookings and releases go on.
+func TestFreeSpaceIsReadOutsideTheBook(t *testing.T) {
+	asked, answer := make(chan struct{}), make(chan struct{})
+	b := &spaceBook{dir: t.TempDir(), log: slog.New(slog.DiscardHandler), held: map[int64]int64{}, free: func(string) (uint64, error) {
+		close(asked)
+		<-answer
+		return 1 << 30, nil
+	}}
+	first := make(chan error, 1)
+	go func() { first <- b.reserve(1, 1000) }()
+	<-asked
+	others := make(chan struct{})
+	go func() {
+		b.release(2)
+		b.reserve(3, 0) // books nothing new: no free-space question
+		close(others)
+	}()
+	select {
+	case <-others:
+	case <-time.After(5 * time.Second):
+		t.Fatal("another download's booking waited for a free-space question")
+	}
+	close(answer)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+}
