@@ -7,7 +7,7 @@ import { h, icon, setMessage, busy, reconcile, timeEl } from "./dom.js";
 import { post } from "./api.js";
 import { formatBytes, formatRelative, formatDateTime, percent, sentence, downloadStats } from "./format.js";
 import { presetState, spaceShort, badgeStatus, corruptFiles, hasFilesInPlace, FINISHED, tokenServiceFor } from "./state.js";
-import { statusBadge, updateBadge, activityItem, emptyState, retryDownload } from "./views.js";
+import { statusBadge, updateBadge, activityItem, emptyState, retryDownload, sayRefusal } from "./views.js";
 import { PodPanel } from "./pod.js";
 import { RemoveModal } from "./remove.js";
 
@@ -410,13 +410,7 @@ function presetCard(first) {
     try {
       await post(`/api/presets/${encodeURIComponent(cur.id)}/install`); // the frames show it queued
     } catch (e) {
-      if (tokenServiceFor(e.code)) {
-        tokenModal.open({ service: tokenServiceFor(e.code), presetId: cur.id, presetName: cur.name, opener: btn });
-      } else if (e.code === "already_queued") {
-        setMessage(msg, "It is already in the queue.", "info");
-      } else {
-        setMessage(msg, e.message);
-      }
+      sayRefusal(e, { msg, tokenModal, presetId: cur.id, presetName: cur.name, opener: btn });
     } finally {
       done();
       renderPresets();

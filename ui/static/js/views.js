@@ -151,25 +151,31 @@ export function emptyState(iconName, title, text, id) {
   return h("div", { class: "empty", id }, icon(iconName, "empty-icon"), h("strong", { text: title }), text ? h("p", { text }) : null);
 }
 
-// retryDownload retries download d from its row's button: the new download
-// arrives as a frame; a missing token opens the token prompt; what is
-// already queued or in place is said, not treated as a failure.
+// sayRefusal tells the user why queueing preset presetId was refused: a
+// missing token opens the token prompt (from opener); what is already
+// queued or in place is said as information, not as a failure.
+export function sayRefusal(e, { msg, tokenModal, presetId, presetName, opener }) {
+  const service = tokenServiceFor(e.code);
+  if (service) {
+    tokenModal.open({ service, presetId, presetName, opener });
+  } else if (e.code === "already_installed") {
+    setMessage(msg, "Every file of this preset is in place now.", "info");
+  } else if (e.code === "already_queued") {
+    setMessage(msg, "It is already in the queue.", "info");
+  } else {
+    setMessage(msg, e.message);
+  }
+}
+
+// retryDownload retries download d from its row's button; the new download
+// arrives as a frame.
 export async function retryDownload(d, { button, msg, tokenModal }) {
   setMessage(msg, "");
   const done = busy(button, "Retrying…");
   try {
     await post(`/api/downloads/${d.id}/retry`);
   } catch (e) {
-    const service = tokenServiceFor(e.code);
-    if (service) {
-      tokenModal.open({ service, presetId: d.preset_id, presetName: d.preset_name, opener: button });
-    } else if (e.code === "already_installed") {
-      setMessage(msg, "Every file of this preset is in place now.", "info");
-    } else if (e.code === "already_queued") {
-      setMessage(msg, "It is already in the queue.", "info");
-    } else {
-      setMessage(msg, e.message);
-    }
+    sayRefusal(e, { msg, tokenModal, presetId: d.preset_id, presetName: d.preset_name, opener: button });
   } finally {
     done();
   }
