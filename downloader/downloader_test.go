@@ -1578,3 +1578,32 @@ func TestWatchPresetsWithoutRun(t *testing.T) {
 		return false
 	})
 }
+
+// A workflow download that leaves the live list takes its remembered files
+// with it: the server keeps no more than the list, and its Retry (which the
+// UI no longer offers) is refused.
+func TestPrunedWorkflowDownloadsForgetTheirFiles(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }))
+	defer srv.Close()
+	e := newEnv(t, srv.URL, onePreset("P", "a/f.bin", hfURL("f.bin"), ""), envOpts{})
+	var first Download
+	for i := range keepFinished + 3 {
+		d, err := e.m.InstallWorkflow(context.Background(), fmt.Sprintf("wf%d", i), []WorkflowFile{{Directory: "loras", Name: "x.safetensors", URL: srv.URL + "/x"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d = e.wait(d.ID)
+		if i == 0 {
+			first = d
+		}
+	}
+	e.m.mu.Lock()
+	kept := len(e.m.workflows)
+	e.m.mu.Unlock()
+	if kept > keepFinished {
+		t.Errorf("%d workflow file lists kept, want at most %d", kept, keepFinished)
+	}
+	if _, err := e.m.Retry(context.Background(), first.ID); err == nil {
+		t.Error("the retry of a workflow download no longer in the live list was queued")
+	}
+}

@@ -135,7 +135,9 @@ func (m *Manager) Downloads() []Download {
 // snapshot sends); older ones stay in download_history.
 const keepFinished = 100
 
-// pruneLocked forgets the oldest ended downloads beyond keepFinished.
+// pruneLocked forgets the oldest ended downloads beyond keepFinished, and
+// the files of a workflow download it forgets (the UI offers Retry only on
+// downloads in the live list).
 func (m *Manager) pruneLocked() {
 	ended := 0
 	for _, d := range m.downloads {
@@ -150,6 +152,7 @@ func (m *Manager) pruneLocked() {
 	m.downloads = slices.DeleteFunc(m.downloads, func(d *download) bool {
 		if drop > 0 && d.status != model.DownloadQueued && d.status != model.DownloadRunning {
 			drop--
+			delete(m.workflows, d.id)
 			return true
 		}
 		return false
@@ -385,7 +388,7 @@ func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 		if wf, ok := m.workflow(id); ok {
 			return m.enqueueWorkflow(ctx, wf)
 		}
-		return Download{}, model.Errorf(model.CodeNotRetryable, "Download %d fetched a workflow's models before the dashboard restarted; check the workflow again to install what is still missing.", id)
+		return Download{}, model.Errorf(model.CodeNotRetryable, "Download %d fetched a workflow's models and is no longer in the live list (it ended before the dashboard restarted, or more than %d downloads ago); check the workflow again to install what is still missing.", id, keepFinished)
 	}
 	return m.Install(ctx, presetID)
 }
