@@ -79,3 +79,17 @@ func TestLargeBodyOnlyAfterLogin(t *testing.T) {
 		t.Fatalf("after 5 wrong passwords: %d %s, want 429", status, code)
 	}
 }
+
+// A locked-out client cannot tell the right Bearer password from a wrong
+// one by announcing a large body: both are answered 429 at once.
+func TestLockedOutBearerGetsNoLargeBody(t *testing.T) {
+	e := start(t, options{password: password, sessionKey: key})
+	for i := 0; i < 5; i++ {
+		announce(t, e, "Authorization: Bearer guess\r\n", 16<<20)
+	}
+	for _, pw := range []string{"guess", password} {
+		if status, code := announce(t, e, "Authorization: Bearer "+pw+"\r\n", 16<<20); status != 429 {
+			t.Fatalf("Bearer %q while locked out: %d %s, want 429 at once", pw, status, code)
+		}
+	}
+}

@@ -100,6 +100,12 @@ func (s *Server) authenticate(c *fiber.Ctx) (bool, error) {
 // can make the dashboard read megabytes before the password check. It
 // decides a size only: a wrong guess is answered (and counted) by
 // authenticate, either in requireLogin or when the body was refused.
+//
+// The headers do not say who the client is, so its lockout cannot be
+// looked up here. A right Bearer password would then be told from a wrong
+// one by a locked-out client (the server waits for the body of the one,
+// refuses the other at once): while any client is locked out, a Bearer
+// password opens no large body, and every guess is answered alike.
 func (s *Server) mayOpen(h *fasthttp.RequestHeader) bool {
 	if s.guard == nil {
 		return true
@@ -108,7 +114,7 @@ func (s *Server) mayOpen(h *fasthttp.RequestHeader) bool {
 		return true
 	}
 	auth, ok := bytes.CutPrefix(h.Peek(fiber.HeaderAuthorization), []byte("Bearer "))
-	return ok && s.guard.matches(string(auth))
+	return ok && !s.guard.lockout.anyLocked() && s.guard.matches(string(auth))
 }
 
 // refusedBeforeLogin gives a large body refused because the request was not

@@ -34,6 +34,8 @@ type lockout struct {
 	// to the most recently failed, so the oldest is evicted in O(1).
 	byClient map[string]*list.Element
 	order    *list.List
+	// lastEnd is when the latest lockout of any client ends.
+	lastEnd time.Time
 }
 
 type failures struct {
@@ -87,10 +89,20 @@ func (l *lockout) fail(client string) bool {
 	f.count++
 	if f.count >= maxFailures {
 		f.until = now.Add(lockoutFor)
+		if f.until.After(l.lastEnd) {
+			l.lastEnd = f.until
+		}
 		f.count, f.first = 0, now
 		return true
 	}
 	return false
+}
+
+// anyLocked reports whether some client is locked out now.
+func (l *lockout) anyLocked() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.now().Before(l.lastEnd)
 }
 
 // succeed forgets client's wrong guesses.
