@@ -47,6 +47,12 @@ const maxDepth = 64
 // the values an instance gives its inputs) one workflow may ask for.
 const maxReadings = 4096
 
+// maxVisits bounds the work of one workflow: the nodes read, counting a
+// node again for every subgraph reading and group node that holds it.
+// Nesting multiplies them, so a small body could otherwise ask for minutes
+// of work; real workflows need a few thousand.
+const maxVisits = 100_000
+
 // subgraphInput is the origin_id of a link that comes from the input of
 // the subgraph it is in.
 const subgraphInput = -10
@@ -87,6 +93,7 @@ type collector struct {
 	walked    map[string]bool
 	subgraphs map[string]subgraph
 	groups    map[string][]uiNode // legacy group nodes, by name
+	visits    int                 // nodes read so far (see maxVisits)
 }
 
 func (c *collector) add(r Ref) error {
@@ -152,9 +159,14 @@ func (c *collector) readPromptBody(top map[string]json.RawMessage, prompt json.R
 		} `json:"extra_pnginfo"`
 	}
 	if raw, ok := top["extra_data"]; ok && json.Unmarshal(raw, &extra) == nil {
-		if wf := bytes.TrimSpace(extra.PNGInfo.Workflow); len(wf) > 0 && wf[0] == '{' {
-			if err := c.readJSON(wf); err != nil {
-				return err
+		// Only a UI-format workflow is read there: another /prompt body
+		// inside would make the reading recurse without end.
+		var wf map[string]json.RawMessage
+		if json.Unmarshal(extra.PNGInfo.Workflow, &wf) == nil {
+			if _, ui := wf["nodes"]; ui {
+				if err := c.readUI(wf); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -403,6 +415,9 @@ func (c *collector) readNodes(nodes []uiNode, g graph, depth int) error {
 		return invalid("The workflow nests subgraphs more than %d deep.", maxDepth)
 	}
 	for _, n := range nodes {
+		if c.visits++; c.visits > maxVisits {
+			return invalid("The workflow is too large to read: more than %d nodes, counting the nodes of a subgraph or group node once for every use.", maxVisits)
+		}
 		if n.Mode == modeMuted || n.Mode == modeBypassed {
 			continue
 		}

@@ -445,3 +445,66 @@ func TestGroupNodes(t *testing.T) {
 		})
 	}
 }
+
+// Bodies whose nesting multiplies the work (group nodes in group nodes, a
+// subgraph read once per distinct instance value) are refused as too large
+// to read instead of costing minutes of CPU; each was a few KB to a MB.
+func TestWorkMultipliedByNestingIsRefused(t *testing.T) {
+	groupChain := func(depth, k int) string {
+		var groups []string
+		for i := 0; i < depth; i++ {
+			inner := make([]string, k)
+			for j := range inner {
+				typ := fmt.Sprintf("workflow>G%d", i+1)
+				if i == depth-1 {
+					typ = "CheckpointLoaderSimple"
+				}
+				inner[j] = fmt.Sprintf(`{"id":%d,"type":%q,"widgets_values":["m%d.safetensors"]}`, j, typ, j)
+			}
+			groups = append(groups, fmt.Sprintf(`"G%d":{"nodes":[%s]}`, i, strings.Join(inner, ",")))
+		}
+		return fmt.Sprintf(`{"nodes":[{"id":1,"type":"workflow>G0","widgets_values":[]}],"extra":{"groupNodes":{%s}}}`, strings.Join(groups, ","))
+	}
+	readings := func(inner, instances int) string {
+		nodes := make([]string, inner)
+		for i := range nodes {
+			nodes[i] = fmt.Sprintf(`{"id":%d,"type":"CheckpointLoaderSimple","widgets_values":["m.safetensors"],"inputs":[{"name":"ckpt_name","widget":{"name":"ckpt_name"},"link":1}]}`, i+10)
+		}
+		sg := fmt.Sprintf(`{"id":"S","inputs":[{"name":"ckpt_name"}],"links":[{"id":1,"origin_id":-10,"origin_slot":0}],"nodes":[%s]}`, strings.Join(nodes, ","))
+		top := make([]string, instances)
+		for i := range top {
+			top[i] = fmt.Sprintf(`{"id":%d,"type":"S","inputs":[{"name":"ckpt_name","widget":{"name":"ckpt_name"}}],"widgets_values":["x%d.safetensors"]}`, i+1, i)
+		}
+		return fmt.Sprintf(`{"nodes":[%s],"definitions":{"subgraphs":[%s]}}`, strings.Join(top, ","), sg)
+	}
+	for name, body := range map[string]string{
+		"group nodes 22 deep, 2 wide":                       groupChain(22, 2),
+		"a subgraph of 500 loaders, 300 distinct instances": readings(500, 300),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(body))
+			if model.ErrorCode(err) != model.CodeInvalidWorkflow || !strings.Contains(err.Error(), "too large to read") {
+				t.Fatalf("%d-byte body: %v, want invalid_workflow saying it is too large", len(body), err)
+			}
+		})
+	}
+	// Within the budget the same shapes are read.
+	refs, err := Parse([]byte(groupChain(6, 2)))
+	if err != nil || len(refs) != 2 {
+		t.Fatalf("group nodes 6 deep: %v, %v", refs, err)
+	}
+}
+
+// Only a UI-format workflow is read from a /prompt body's extra_pnginfo:
+// another /prompt body there (each level re-read below it) is not followed.
+func TestPromptBodyInsideAPromptBodyIsNotFollowed(t *testing.T) {
+	inner := `{"prompt":{"1":{"class_type":"VAELoader","inputs":{"vae_name":"inner.safetensors"}}}}`
+	body := `{"prompt":{"1":{"class_type":"VAELoader","inputs":{"vae_name":"outer.safetensors"}}},"extra_data":{"extra_pnginfo":{"workflow":` + inner + `}}}`
+	refs, err := Parse([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) != 1 || refs[0].Name != "outer.safetensors" {
+		t.Fatalf("refs = %+v, want only the outer prompt's file", refs)
+	}
+}
