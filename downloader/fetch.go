@@ -90,6 +90,7 @@ type spaceBook struct {
 	free func(dir string) (uint64, error)
 	log  *slog.Logger
 	held map[int64]int64 // download id → bytes
+	gen  uint64          // raised by every change of held
 }
 
 // reserve sets the space download id still needs. Asking for more than it
@@ -97,19 +98,28 @@ type spaceBook struct {
 // the free space cannot be read the download goes ahead (a full disk is
 // still caught on write).
 func (b *spaceBook) reserve(id, need int64) error {
-	// The free space is read before the book is locked: on a slow network
+	// The free space is read without the book locked: on a slow network
 	// filesystem statfs can take long, and other downloads' bookings and
-	// releases must not wait for it. What the disk says is the same either
-	// way; what others book meanwhile is counted under the lock.
-	b.mu.Lock()
-	asking := need > b.held[id]
-	b.mu.Unlock()
+	// releases must not wait for it. A booking that shrank or went while it
+	// was read (its bytes on disk now, so in neither figure) makes the
+	// reading stale: it is read again, and after a few tries under the lock.
 	var free uint64
 	var err error
-	if asking {
-		free, err = b.free(b.dir)
-	}
 	b.mu.Lock()
+	asking := need > b.held[id]
+	for try := 0; asking; try++ {
+		if try == 3 {
+			free, err = b.free(b.dir)
+			break
+		}
+		gen := b.gen
+		b.mu.Unlock()
+		free, err = b.free(b.dir)
+		b.mu.Lock()
+		if b.gen == gen {
+			break
+		}
+	}
 	defer b.mu.Unlock()
 	if asking {
 		if err != nil {
@@ -132,7 +142,10 @@ func (b *spaceBook) reserve(id, need int64) error {
 			}
 		}
 	}
-	b.held[id] = need
+	if b.held[id] != need {
+		b.held[id] = need
+		b.gen++
+	}
 	return nil
 }
 
@@ -140,6 +153,7 @@ func (b *spaceBook) release(id int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.held, id)
+	b.gen++
 }
 
 func humanBytes(n int64) string {

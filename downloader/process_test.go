@@ -376,8 +376,9 @@ func TestSparsePartIsNotCountedTwice(t *testing.T) {
 // not hold the book: other downloads' bookings and releases go on.
 func TestFreeSpaceIsReadOutsideTheBook(t *testing.T) {
 	asked, answer := make(chan struct{}), make(chan struct{})
+	var once sync.Once
 	b := &spaceBook{dir: t.TempDir(), log: slog.New(slog.DiscardHandler), held: map[int64]int64{}, free: func(string) (uint64, error) {
-		close(asked)
+		once.Do(func() { close(asked) })
 		<-answer
 		return 1 << 30, nil
 	}}
@@ -398,5 +399,39 @@ func TestFreeSpaceIsReadOutsideTheBook(t *testing.T) {
 	close(answer)
 	if err := <-first; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A booking that goes while the free space is read (the download ended, its
+// bytes now on disk and so in neither figure) makes that reading stale: it
+// is read again, so two downloads never book the same bytes.
+func TestFreeSpaceReadAgainWhenABookingGoesMeanwhile(t *testing.T) {
+	const gb = int64(1) << 30
+	var mu sync.Mutex
+	disk := uint64(10 * gb)
+	inFree, proceed := make(chan struct{}), make(chan struct{})
+	first := true
+	b := &spaceBook{dir: t.TempDir(), log: slog.New(slog.DiscardHandler), held: map[int64]int64{1: 8 * gb}, free: func(string) (uint64, error) {
+		mu.Lock()
+		f, wait := disk, first
+		first = false
+		mu.Unlock()
+		if wait {
+			close(inFree)
+			<-proceed
+		}
+		return f, nil
+	}}
+	done := make(chan error)
+	go func() { done <- b.reserve(2, 8*gb) }() // 10 GB free less 1's 8 GB: must be refused
+	<-inFree
+	// Meanwhile download 1 writes its 8 GB and ends.
+	mu.Lock()
+	disk -= uint64(8 * gb)
+	mu.Unlock()
+	b.release(1)
+	close(proceed)
+	if err := <-done; model.ErrorCode(err) != model.CodeDiskSpace {
+		t.Fatalf("8 GB booked with 2 GB free: %v", err)
 	}
 }
