@@ -290,41 +290,67 @@ func (l *Lease) create(ctx context.Context) {
 	l.won(mine, "there was no lease")
 }
 
+// beforeClaimRename, when set, runs just before a claim's rename: tests
+// stand in for a rename that a slow filesystem holds up.
+var beforeClaimRename func(*Lease)
+
 // claim writes this dashboard into the lease over prev (prevRaw as read),
 // waits Settle and reads it back: only a claim that survives the wait wins.
 //
 // The slow part of the write (the synced temporary file) comes first, and
 // the lease is read again just before the rename: a claim is only made over
 // the very lease that was found free. Another dashboard's claim that landed
-// meanwhile ends this one, so a late claim can never replace a claim that
+// meanwhile ends this one, so a late claim does not replace a claim that
 // has already won (its holder would write on until its next renewal). Two
 // claims whose renames are that close both wait Settle and then see the
-// last one, so exactly one wins.
+// last one, so exactly one wins. A rename slower than Settle/2 could still
+// land after another claimer has won; such a claim waits two renewals
+// more before it reads the lease back, by when that one has stepped down.
 func (l *Lease) claim(ctx context.Context, prev record, prevRaw []byte, why string) {
 	l.lock()
 	mine := record{Node: l.cfg.Node, Holder: l.id, Counter: prev.Counter + 1}
 	tmp, err := l.temp(mine)
+	var took time.Duration
 	if err == nil {
 		cur, curRaw, rerr := l.read()
 		if rerr != nil || !bytes.Equal(curRaw, prevRaw) {
 			os.Remove(tmp)
 			l.unlock()
 			l.seen, l.seenAt = curRaw, l.cfg.Now()
-			l.log.Info("another dashboard claimed the writer lease first", "path", l.cfg.Path, "writer", cur.Node)
+			if rerr != nil {
+				// Gone (its holder stopped cleanly) or unreadable: the
+				// next step looks again.
+				l.log.Info("the writer lease changed while it was claimed; looking again", "path", l.cfg.Path, "error", rerr)
+			} else {
+				l.log.Info("another dashboard claimed the writer lease first", "path", l.cfg.Path, "writer", cur.Node)
+			}
 			l.set(State{Holder: cur.Node}, false)
 			return
+		}
+		began := l.cfg.Now()
+		if beforeClaimRename != nil {
+			beforeClaimRename(l)
 		}
 		if err = os.Rename(tmp, l.cfg.Path); err != nil {
 			os.Remove(tmp)
 			err = fmt.Errorf("replace lease: %w", err)
 		}
+		took = l.cfg.Now().Sub(began)
 	}
 	if err != nil {
 		l.warnOnce("could not claim the writer lease; staying read-only", err)
 		l.unlock()
 		return
 	}
-	if err := l.cfg.Sleep(ctx, l.cfg.Settle); err != nil {
+	wait := l.cfg.Settle
+	if took > l.cfg.Settle/2 {
+		// A slow rename may have landed after another claimer had re-read
+		// and won: wait until that one has renewed, seen this claim and
+		// stopped writing (it trusts its lease for two renewals at most).
+		wait += 2 * l.cfg.Renew
+		l.log.Warn("the claim's rename was slow; waiting for any other claimer to step down", "path", l.cfg.Path, "rename", took.String(), "wait", wait.String())
+	}
+	if err := l.cfg.Sleep(ctx, wait); err != nil {
 		l.unlock() // shutting down; the claim goes stale like any other
 		return
 	}

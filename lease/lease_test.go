@@ -348,7 +348,7 @@ func TestExactlyOneOfTwoClaimersWins(t *testing.T) {
 // A claimer that read the stale lease before another's claim, and gets to
 // write its own only after that one has won (a slow network filesystem),
 // must not take the lease: it reads the lease again just before its rename
-// and finds it claimed. There is never a moment with two writers.
+// and finds it claimed, so the winner goes on alone.
 func TestLateClaimNeverMakesASecondWriter(t *testing.T) {
 	path := leasePath(t)
 	dead := newDash(t, path, "pod-dead", t2050)
@@ -489,5 +489,58 @@ func TestRunRenews(t *testing.T) {
 	}
 	if c := fileRecord(t, path).Counter; c < 5 {
 		t.Fatalf("counter %d: Run did not renew", c)
+	}
+}
+
+// A claim whose rename is held up (a slow network filesystem) may land after
+// another claimer has re-read and won. It then waits until that one has
+// renewed, found the lease taken and stepped down, before it writes: the
+// two are never writers at once.
+func TestSlowClaimRenameWaitsForTheWinnerToStepDown(t *testing.T) {
+	ctx := context.Background()
+	path := leasePath(t)
+	dead := newDash(t, path, "pod-dead", t2050)
+	acquire(t, dead)
+	dead.unlock()
+	b := newDash(t, path, "pod-b", t1990)
+	c := newDash(t, path, "pod-c", t2050)
+	acquire(t, b)
+	acquire(t, c)
+	stale, staleRaw, _ := c.read()
+	beforeClaimRename = func(l *Lease) {
+		if l != c.Lease {
+			return
+		}
+		// While c's rename hangs, b claims and wins.
+		b.clock.Add(DefaultStale)
+		b.step(ctx)
+		if !b.State().Writer {
+			t.Fatalf("setup: b %+v", b.State())
+		}
+		c.clock.Add(DefaultSettle) // the rename took this long
+	}
+	t.Cleanup(func() { beforeClaimRename = nil })
+	// Time runs on while c waits: b renews every DefaultRenew since it won,
+	// and c's rename landed DefaultSettle after that.
+	sinceWin := DefaultSettle
+	const tick = 100 * time.Millisecond
+	c.cfg.Sleep = func(ctx context.Context, d time.Duration) error {
+		for waited := time.Duration(0); waited < d; waited += tick {
+			sinceWin += tick
+			c.clock.Add(tick)
+			b.clock.Add(tick)
+			if sinceWin%DefaultRenew == 0 {
+				b.step(ctx)
+			}
+		}
+		return ctx.Err()
+	}
+	c.clock.Add(DefaultStale)
+	c.claim(ctx, stale, staleRaw, "test")
+	if !c.State().Writer || b.State().Writer {
+		t.Fatalf("when the slow claim ended: b %+v, c %+v; want c alone (b steps down at its renewal %s after it won)", b.State(), c.State(), DefaultRenew)
+	}
+	if !strings.Contains(c.logs.String(), "rename was slow") {
+		t.Errorf("the slow rename was not noticed:\n%s", c.logs.String())
 	}
 }
