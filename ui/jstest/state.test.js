@@ -14,6 +14,7 @@ import {
   hasFilesInPlace,
   historyRow,
   notificationFor,
+  KEEP_FINISHED,
 } from "../static/js/state.js";
 import { Live } from "../static/js/live.js";
 
@@ -216,4 +217,16 @@ test("the token prompt opens for the codes that ask for a token, with the right 
   for (const code of ["hf_access_denied", "civitai_access_denied", "network", undefined, null]) {
     assert.equal(tokenServiceFor(code), null, String(code));
   }
+});
+
+test("the live list keeps every active download and the newest ended ones, as the server does", () => {
+  const s = new Store();
+  s.applyDownload(dl(1, "A", "downloading"));
+  for (let id = 2; id <= KEEP_FINISHED + 4; id++) {
+    s.applyDownload(dl(id, "W", "failed"));
+  }
+  assert.equal(s.downloads.size, KEEP_FINISHED + 1);
+  assert.ok(s.downloads.has(1), "the active download stays");
+  assert.ok(!s.downloads.has(2) && !s.downloads.has(4), "the oldest ended ones go");
+  assert.ok(s.downloads.has(5) && s.downloads.has(KEEP_FINISHED + 4));
 });

@@ -2,6 +2,10 @@
 // API answers. Plain data and pure helpers: no DOM, so node tests it.
 
 export const ACTIVE = new Set(["queued", "downloading"]);
+
+// KEEP_FINISHED is how many ended downloads the live list keeps: the
+// server's keepFinished.
+export const KEEP_FINISHED = 100;
 export const FINISHED = new Set(["completed", "failed", "cancelled"]);
 
 // How far along a download's life a status is; a late API answer must not
@@ -108,7 +112,19 @@ export class Store {
       return;
     }
     this.downloads.set(d.id, d);
+    this.pruneDownloads();
     this.emit("download", d, prev);
+  }
+
+  // pruneDownloads keeps, as the server does, every active download and the
+  // newest KEEP_FINISHED ended ones: a page left open keeps no more than a
+  // fresh snapshot would send, and offers Retry only where the server still
+  // can (a workflow's files leave the server with its download).
+  pruneDownloads() {
+    const ended = [...this.downloads.values()].filter((x) => !ACTIVE.has(x.status)).sort((a, b) => a.id - b.id);
+    for (const x of ended.slice(0, Math.max(ended.length - KEEP_FINISHED, 0))) {
+      this.downloads.delete(x.id);
+    }
   }
 
   applyActivity(a) {
