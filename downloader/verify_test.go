@@ -188,17 +188,17 @@ func TestVerifyFlippedByteThenRepair(t *testing.T) {
 		}
 	}
 	checkCorrupt(e.m)
-	// The presets frame after the verify's end shows it too.
-	all := e.pub.all()
+	// The presets frame after the verify's end shows it too (frames go
+	// out from the event queue, maybe just after the end is seen here).
 	var last PresetList
-	for _, f := range all {
-		if f.typ == model.FramePresets {
-			last = f.list
+	waitFor(t, "a presets frame showing the corrupt file", func() bool {
+		for _, f := range e.pub.all() {
+			if f.typ == model.FramePresets {
+				last = f.list
+			}
 		}
-	}
-	if len(last.Presets) != 1 || !last.Presets[0].Files[0].Corrupt {
-		t.Fatalf("last presets frame: %+v", last)
-	}
+		return len(last.Presets) == 1 && last.Presets[0].Files[0].Corrupt
+	})
 	if rec := ledger.corrupt["loras/some.safetensors"]; rec.Expected != sha(data) || rec.Actual != sha(bad) {
 		t.Fatalf("ledger: %+v", rec)
 	}
