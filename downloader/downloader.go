@@ -287,7 +287,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		m.watchPresets(ctx)
+		m.watchPresets(ctx, true)
 	}()
 	wg.Add(1)
 	go func() {
@@ -482,7 +482,12 @@ func statPresets(file string) (fileStamp, error) {
 
 // watchPresets polls the presets file. Polling (not inotify) because the
 // file usually lives on a network volume where change events do not arrive.
-func (m *Manager) watchPresets(ctx context.Context) {
+// Run's watcher (inRun) follows the file while Run runs, WatchPresets's
+// while it does not, so exactly one of them does at any time: Run's frame
+// goes out through the event queue, in order with the download frames, and
+// a path may have become shared; without Run no queue runs and the frame
+// goes out directly.
+func (m *Manager) watchPresets(ctx context.Context, inRun bool) {
 	t := time.NewTicker(m.cfg.PollInterval)
 	defer t.Stop()
 	for {
@@ -491,11 +496,21 @@ func (m *Manager) watchPresets(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if m.presetsChanged() {
-			m.reloadPresets()
-			m.publishPresets()
-			m.askIdentify() // a path may have become shared
+		m.mu.Lock()
+		mine := m.running == inRun
+		m.mu.Unlock()
+		if !mine || !m.presetsChanged() {
+			continue
 		}
+		m.reloadPresets()
+		if inRun {
+			m.publishPresets()
+			m.askIdentify()
+			continue
+		}
+		m.presetsMu.Lock()
+		m.cfg.Publisher.Publish(model.FramePresets, m.PresetList())
+		m.presetsMu.Unlock()
 	}
 }
 
@@ -513,29 +528,10 @@ func (m *Manager) presetsChanged() bool {
 
 // WatchPresets follows the presets file while Run does not run (on a
 // read-only dashboard, which runs no downloads), so its pages and GETs
-// show edits too; while Run runs, Run's own watcher does it. It returns
-// when ctx ends.
+// show edits too. It returns when ctx ends.
 func (m *Manager) WatchPresets(ctx context.Context) error {
-	t := time.NewTicker(m.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		m.mu.Lock()
-		running := m.running
-		m.mu.Unlock()
-		if running || !m.presetsChanged() {
-			continue
-		}
-		m.reloadPresets()
-		// No event queue runs without Run: the frame goes out directly.
-		m.presetsMu.Lock()
-		m.cfg.Publisher.Publish(model.FramePresets, m.PresetList())
-		m.presetsMu.Unlock()
-	}
+	m.watchPresets(ctx, false)
+	return nil
 }
 
 // reloadPresets reads the presets file. On a syntax error the last good

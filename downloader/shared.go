@@ -115,10 +115,23 @@ func quoteIDs(ids []string) string {
 // presets write with different files: it must be the file recorded there,
 // with f's sha256, and unchanged since (size and modification time).
 func (m *Manager) owned(f PresetFile, st os.FileInfo) bool {
+	rec, ok := m.ownerOf(f.Path, st)
+	return ok && rec.SHA256 == f.sha256
+}
+
+// ownerOf is the record of the file at path, when the file st describes
+// is still the one recorded.
+func (m *Manager) ownerOf(path string, st os.FileInfo) (model.ModelFile, bool) {
 	m.mu.Lock()
-	rec, ok := m.owners[f.Path]
-	m.mu.Unlock()
-	return ok && rec.SHA256 == f.sha256 && rec.Size == st.Size() && rec.ModTime.Equal(st.ModTime())
+	defer m.mu.Unlock()
+	rec, ok := m.owners[path]
+	return rec, ok && unchanged(rec.Size, rec.ModTime, st)
+}
+
+// unchanged says whether st still describes a file recorded with this size
+// and modification time: nothing has replaced or rewritten it since.
+func unchanged(size int64, modTime time.Time, st os.FileInfo) bool {
+	return size == st.Size() && modTime.Equal(st.ModTime())
 }
 
 // conflicted reports whether presets write path with different files.
@@ -160,9 +173,8 @@ func (m *Manager) conflictInPlace(p Preset, missing []PresetFile) error {
 		if m.corruptOf(f, st) {
 			continue // p's own file, corrupt: installing repairs it
 		}
+		rec, known := m.ownerOf(f.Path, st)
 		m.mu.Lock()
-		rec, known := m.owners[f.Path]
-		known = known && rec.Size == st.Size() && rec.ModTime.Equal(st.ModTime())
 		var theirs, others []string
 		for _, s := range m.conflicts[f.Path] {
 			if s.presetID == p.ID || s.sha256 == f.sha256 {
@@ -248,7 +260,7 @@ func (m *Manager) hashedUnknown(path string, st os.FileInfo) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	u, ok := m.unknown[path]
-	return ok && u.size == st.Size() && u.modTime.Equal(st.ModTime())
+	return ok && unchanged(u.size, u.modTime, st)
 }
 
 // identifyLoop identifies the files on shared paths, when the downloader
@@ -293,12 +305,7 @@ func (m *Manager) identifyShared(ctx context.Context) bool {
 		if err != nil || !st.Mode().IsRegular() {
 			continue
 		}
-		m.mu.Lock()
-		rec, known := m.owners[path]
-		known = known && rec.Size == st.Size() && rec.ModTime.Equal(st.ModTime())
-		sharers := m.conflicts[path]
-		m.mu.Unlock()
-		if known || m.hashedUnknown(path, st) {
+		if _, known := m.ownerOf(path, st); known || m.hashedUnknown(path, st) {
 			continue
 		}
 		unlock, ok := m.paths.tryLock(path)
@@ -314,6 +321,9 @@ func (m *Manager) identifyShared(ctx context.Context) bool {
 			}
 			continue
 		}
+		m.mu.Lock()
+		sharers := m.conflicts[path]
+		m.mu.Unlock()
 		owner := ""
 		for _, s := range sharers {
 			if s.sha256 == sum {

@@ -392,7 +392,7 @@ func (m *Manager) corruptAt(path string, st os.FileInfo) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec, ok := m.corrupt[path]
-	return ok && rec.Size == st.Size() && rec.ModTime.Equal(st.ModTime())
+	return ok && unchanged(rec.Size, rec.ModTime, st)
 }
 
 // corruptOf says whether the file at f's path is f's own, found corrupt
