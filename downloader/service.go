@@ -559,16 +559,9 @@ func statusError(resp *http.Response, f fileRef) error {
 }
 
 // transportError classifies a failed request or body read. cause is why
-// the request's context ended, if it did. A plain context.Canceled cause
-// with an error that is not a cancellation is a context cancelled after
-// the request failed on its own (callers release their context before
-// reading the cause): the request's error is the truth then, or a refused
-// connection or a failed DNS lookup would read "context canceled" and not
-// be retried.
+// the request's context ended, if it did: callers read it before they
+// release the context themselves.
 func transportError(f fileRef, cause, err error, stallTimeout time.Duration) error {
-	if errors.Is(cause, context.Canceled) && !errors.Is(err, context.Canceled) {
-		cause = nil
-	}
 	switch {
 	case errors.Is(cause, errStalled):
 		return transient("%s: no data arrived for %s", f.path, stallTimeout)
