@@ -1523,12 +1523,12 @@ func TestFinishedDownloadsAreCapped(t *testing.T) {
 	defer srv.Close()
 	e := newEnv(t, srv.URL, onePreset("P", "a/f.bin", hfURL("f.bin"), ""), envOpts{})
 	var last Download
-	for range keepFinished + 5 {
+	for range KeepFinished + 5 {
 		last = e.wait(e.install("P").ID)
 	}
 	got := e.m.Downloads()
-	if len(got) != keepFinished || got[len(got)-1].ID != last.ID {
-		t.Fatalf("%d downloads kept (last %d), want the newest %d", len(got), got[len(got)-1].ID, keepFinished)
+	if len(got) != KeepFinished || got[len(got)-1].ID != last.ID {
+		t.Fatalf("%d downloads kept (last %d), want the newest %d", len(got), got[len(got)-1].ID, KeepFinished)
 	}
 }
 
@@ -1593,7 +1593,7 @@ func TestPrunedWorkflowDownloadsForgetTheirFiles(t *testing.T) {
 	defer srv.Close()
 	e := newEnv(t, srv.URL, onePreset("P", "a/f.bin", hfURL("f.bin"), ""), envOpts{})
 	var first Download
-	for i := range keepFinished + 3 {
+	for i := range KeepFinished + 3 {
 		d, err := e.m.InstallWorkflow(context.Background(), fmt.Sprintf("wf%d", i), []WorkflowFile{{Directory: "loras", Name: "x.safetensors", URL: srv.URL + "/x"}})
 		if err != nil {
 			t.Fatal(err)
@@ -1606,8 +1606,8 @@ func TestPrunedWorkflowDownloadsForgetTheirFiles(t *testing.T) {
 	e.m.mu.Lock()
 	kept := len(e.m.workflows)
 	e.m.mu.Unlock()
-	if kept > keepFinished {
-		t.Errorf("%d workflow file lists kept, want at most %d", kept, keepFinished)
+	if kept > KeepFinished {
+		t.Errorf("%d workflow file lists kept, want at most %d", kept, KeepFinished)
 	}
 	if _, err := e.m.Retry(context.Background(), first.ID); err == nil {
 		t.Error("the retry of a workflow download no longer in the live list was queued")

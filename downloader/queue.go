@@ -131,11 +131,12 @@ func (m *Manager) Downloads() []Download {
 	return out
 }
 
-// keepFinished is how many ended downloads the live list keeps (and every
-// snapshot sends); older ones stay in download_history.
-const keepFinished = 100
+// KeepFinished is how many ended downloads the live list keeps (and every
+// snapshot sends); older ones stay in download_history. The UI's live list
+// keeps as many (KEEP_FINISHED in state.js).
+const KeepFinished = 100
 
-// pruneLocked forgets the oldest ended downloads beyond keepFinished, and
+// pruneLocked forgets the oldest ended downloads beyond KeepFinished, and
 // the files of a workflow download it forgets (the UI offers Retry only on
 // downloads in the live list).
 func (m *Manager) pruneLocked() {
@@ -145,10 +146,10 @@ func (m *Manager) pruneLocked() {
 			ended++
 		}
 	}
-	if ended <= keepFinished {
+	if ended <= KeepFinished {
 		return
 	}
-	drop := ended - keepFinished
+	drop := ended - KeepFinished
 	m.downloads = slices.DeleteFunc(m.downloads, func(d *download) bool {
 		if drop > 0 && d.status != model.DownloadQueued && d.status != model.DownloadRunning {
 			drop--
@@ -388,7 +389,7 @@ func (m *Manager) Retry(ctx context.Context, id int64) (Download, error) {
 		if wf, ok := m.workflow(id); ok {
 			return m.enqueueWorkflow(ctx, wf)
 		}
-		return Download{}, model.Errorf(model.CodeNotRetryable, "Download %d fetched a workflow's models and is no longer in the live list (it ended before the dashboard restarted, or more than %d downloads ago); check the workflow again to install what is still missing.", id, keepFinished)
+		return Download{}, model.Errorf(model.CodeNotRetryable, "Download %d fetched a workflow's models and is no longer in the live list (it ended before the dashboard restarted, or more than %d downloads ago); check the workflow again to install what is still missing.", id, KeepFinished)
 	}
 	return m.Install(ctx, presetID)
 }

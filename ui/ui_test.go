@@ -1,12 +1,14 @@
 package ui
 
 import (
+	"dashboard/downloader"
 	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -194,5 +196,19 @@ func TestPagesShareTheLayout(t *testing.T) {
 	}
 	if s := string(rendered["/settings"]); !strings.Contains(s, `min="2" max="99"`) || !strings.Contains(s, "From 2 to 99 days.") {
 		t.Error("the retention range does not come from the server's limits")
+	}
+}
+
+// The page's live download list keeps as many ended downloads as the
+// server's: Retry on a workflow row is offered only while the server still
+// keeps that download's files.
+func TestLiveListKeepsWhatTheServerKeeps(t *testing.T) {
+	js, err := fs.ReadFile(static, "static/js/state.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`export const KEEP_FINISHED = (\d+);`).FindSubmatch(js)
+	if m == nil || string(m[1]) != strconv.Itoa(downloader.KeepFinished) {
+		t.Fatalf("state.js KEEP_FINISHED = %q, the server keeps %d", m, downloader.KeepFinished)
 	}
 }
