@@ -14,15 +14,7 @@ import (
 func TestStatusWithoutRecording(t *testing.T) {
 	checkNoLeaks(t)
 	f := newFakeComfy(t)
-	rec, store := &recorder{}, newPromptStore()
-	w, err := New(Config{URL: f.url(), Recorder: rec, Prompts: store, PollInterval: 20 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	w, rec, store, _ := pollOnly(t, f)
 
 	waitFor(t, "reachable", func() bool { return w.Status().Reachable })
 	f.run("p1", nil)
@@ -53,15 +45,7 @@ func TestStatusWithoutRecording(t *testing.T) {
 func TestRecordStopsAndResumes(t *testing.T) {
 	checkNoLeaks(t)
 	f := newFakeComfy(t)
-	rec, store := &recorder{}, newPromptStore()
-	w, err := New(Config{URL: f.url(), Recorder: rec, Prompts: store, PollInterval: 20 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	w, rec, store, ctx := pollOnly(t, f)
 	record := func() (stop func()) {
 		rctx, rcancel := context.WithCancel(ctx)
 		ended := make(chan error, 1)
@@ -99,4 +83,20 @@ func TestRecordStopsAndResumes(t *testing.T) {
 	if n := len(rec.all()); n != 3 {
 		t.Fatalf("%d activities, want p1 started and completed, p2 started: %+v", n, rec.all())
 	}
+}
+
+// pollOnly runs a watcher's Run, not Record, as a read-only dashboard does,
+// until the test ends; ctx ends with it.
+func pollOnly(t *testing.T, f *fakeComfy) (*Watcher, *recorder, *promptStore, context.Context) {
+	t.Helper()
+	rec, store := &recorder{}, newPromptStore()
+	w, err := New(Config{URL: f.url(), Recorder: rec, Prompts: store, PollInterval: 20 * time.Millisecond, MaxBackoff: 40 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w, rec, store, ctx
 }
